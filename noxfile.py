@@ -1,0 +1,66 @@
+"""Cross-framework test runs: one session per backend, each installing only its framework.
+
+    nox                                    # everything below that is on by default
+    nox -s tests                           # NumPy-only core tests (seconds)
+    nox -s "conformance(backend='torch')"  # the Hypothesis suite against one backend
+    nox -s conformance -- -x               # extra args go to pytest
+
+``RROPE_TORCH`` overrides the torch requirement (default ``torch==2.13.0``, the CPU build this
+project's CI machines install from local disk; elsewhere e.g. ``RROPE_TORCH=torch``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "tests", "hf", "conformance"]
+
+TORCH = os.environ.get("RROPE_TORCH", "torch==2.13.0")
+MLX = "mlx" if sys.platform == "darwin" else "mlx[cpu]"
+#: What each backend's session installs besides the package (never the package's extras: those
+#: do not pin a CPU build). "numpy" is the reference itself.
+FRAMEWORK = {
+    "numpy": [],
+    "torch": [TORCH],
+    "tensorflow": ["tensorflow-cpu" if sys.platform.startswith("linux") else "tensorflow"],
+    "mlx": [MLX],
+}
+BACKENDS = list(FRAMEWORK)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The reference's own tests, NumPy only (transformers comparisons skip here; see `hf`)."""
+    session.install(".[test]")
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def hf(session: nox.Session) -> None:
+    """The reference against transformers' own functions (CPU torch + transformers)."""
+    session.install(TORCH)
+    session.install(".[test,hf]")
+    session.run("pytest", "tests/test_hf.py", *session.posargs)
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def conformance(session: nox.Session, backend: str) -> None:
+    """The conformance suite (and the backend's own tests) against one backend."""
+    session.install(*FRAMEWORK[backend], ".[test]")
+    paths = ["conformance"]
+    own = f"tests/backends/test_{backend}.py"
+    if os.path.exists(own):
+        paths.append(own)
+    session.run("pytest", *paths, *session.posargs, env={"RROPE_BACKEND": backend})

@@ -1,0 +1,60 @@
+"""rrope_core: the NumPy reference specification of Resonance RoPE.
+
+Everything here is float64 NumPy and imports no array framework. Backends
+(``rrope_torch``, ``rrope_tensorflow``, ``rrope_mlx``) take all frequency math from here.
+"""
+
+from ._version import __version__
+from .analysis import circular_distance, feature_gap
+from .config import LAYOUTS, RopeConfig
+from .errors import (
+    BackendNotFoundError,
+    MixedFrameworkError,
+    RopeConfigError,
+    RopeError,
+    RopeInputError,
+)
+from .frequencies import (
+    attention_factor,
+    critical_dim,
+    integer_wavelengths,
+    inv_freq,
+    scaled_inv_freq,
+    wavelengths,
+)
+from .hf import HF_ROPE_TYPES
+from .phases import phases
+from .rotation import apply_rotary, cos_sin, inverse_rotary, pair_slices
+from .scaling import NTK, DynamicNTK, Linear, Llama3, LongRoPE, Scaling, YaRN
+
+__all__ = [
+    "__version__",
+    "RopeConfig",
+    "LAYOUTS",
+    "Scaling",
+    "Linear",
+    "NTK",
+    "DynamicNTK",
+    "YaRN",
+    "Llama3",
+    "LongRoPE",
+    "RopeError",
+    "RopeConfigError",
+    "RopeInputError",
+    "BackendNotFoundError",
+    "MixedFrameworkError",
+    "inv_freq",
+    "scaled_inv_freq",
+    "wavelengths",
+    "integer_wavelengths",
+    "attention_factor",
+    "critical_dim",
+    "phases",
+    "cos_sin",
+    "apply_rotary",
+    "inverse_rotary",
+    "pair_slices",
+    "feature_gap",
+    "circular_distance",
+    "HF_ROPE_TYPES",
+]

@@ -1,0 +1,41 @@
+"""The one exception family of resonance-rope.
+
+Every error the library raises on purpose derives from :class:`RopeError`, itself a
+``ValueError`` (so ``except ValueError`` keeps working for callers that predate us).
+Messages always name the argument, the value received and what is allowed.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "RopeError",
+    "RopeConfigError",
+    "RopeInputError",
+    "BackendNotFoundError",
+    "MixedFrameworkError",
+]
+
+
+class RopeError(ValueError):
+    """Root of every error raised by resonance-rope."""
+
+
+class RopeConfigError(RopeError):
+    """An invalid RoPE configuration (raised when a config or scaling is constructed)."""
+
+
+class RopeInputError(RopeError):
+    """An invalid array argument: ``x``, ``positions`` or ``seq_len``."""
+
+
+class BackendNotFoundError(RopeError, ImportError):
+    """An unknown or uninstalled backend was asked for."""
+
+
+class MixedFrameworkError(RopeError, TypeError):
+    """Arrays of two different frameworks were passed to one call."""
+
+
+def bad(field: str, value: object, allowed: str, cls: type[RopeError] = RopeConfigError) -> RopeError:
+    """Build the standard message: ``<field>=<value!r> is invalid: <allowed>``."""
+    return cls(f"{field}={value!r} is invalid: {allowed}")

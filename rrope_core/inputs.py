@@ -1,0 +1,65 @@
+"""Checks on array arguments, shared by the reference and every backend.
+
+They work on shapes and dtype names only, so a backend can call them on its own tensors
+before doing any work; every message names the argument, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import RopeConfig
+from .errors import RopeInputError, bad
+
+__all__ = ["check_x_shape", "check_positions_shape", "check_positions_values", "as_positions", "MAX_FLOAT_EXACT"]
+
+#: Positions below this are exact in float64; the non-resonance phase needs them as floats.
+MAX_FLOAT_EXACT = 2**53
+
+
+def check_x_shape(shape: tuple, cfg: RopeConfig, name: str = "x") -> None:
+    """``x`` must have shape ``(..., cfg.head_dim)``."""
+    if len(shape) == 0 or shape[-1] != cfg.head_dim:
+        raise bad(f"{name}.shape", tuple(shape), f"must end in head_dim={cfg.head_dim}", RopeInputError)
+
+
+def check_positions_shape(pos_shape: tuple, x_shape: tuple, name: str = "x") -> None:
+    """``positions`` must broadcast to ``x.shape[:-1]`` without growing it."""
+    lead = tuple(x_shape[:-1])
+    try:
+        ok = np.broadcast_shapes(tuple(pos_shape), lead) == lead
+    except ValueError:
+        ok = False
+    if not ok:
+        raise bad(
+            "positions.shape",
+            tuple(pos_shape),
+            f"must broadcast to {name}.shape[:-1]={lead} (e.g. (T,) for (B,H,T,D), (T,1) for (B,T,H,D))",
+            RopeInputError,
+        )
+
+
+def check_positions_values(lo: int, hi: int, cfg: RopeConfig) -> None:
+    """Positions must be ``>= 0``; without resonance also ``< 2**53`` (exact in float64)."""
+    if lo < 0:
+        raise bad("positions", f"<min {lo}>", "must be >= 0", RopeInputError)
+    if hi >= 2**63:
+        raise bad("positions", f"<max {hi}>", "must be < 2**63 (int64)", RopeInputError)
+    if not cfg.resonance and hi >= MAX_FLOAT_EXACT:
+        raise bad(
+            "positions",
+            f"<max {hi}>",
+            "must be < 2**53 for non-resonance configs (their phase is reduced in float64); "
+            "resonance configs accept any int64 position",
+            RopeInputError,
+        )
+
+
+def as_positions(positions, cfg: RopeConfig) -> np.ndarray:
+    """Validate NumPy/Python positions and return them as int64 (a new array, never a view)."""
+    arr = np.asarray(positions)
+    if arr.dtype.kind not in "iu":
+        raise bad("positions.dtype", str(arr.dtype), "must be an integer dtype", RopeInputError)
+    if arr.size:
+        check_positions_values(int(arr.min()), int(arr.max()), cfg)
+    return arr.astype(np.int64, copy=True)

@@ -1,0 +1,48 @@
+"""The paper's theorem, as it shows in feature_gap."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+import rrope_core as rr
+from conformance.strategies import configs
+
+
+@given(
+    configs(kinds=("none", "linear", "ntk", "yarn", "llama3"), max_head_dim=64),
+    st.integers(8, 300),
+    st.integers(1, 600),
+)
+def test_theorem_zero_gap_for_precritical_pairs_with_resonance(cfg, train_len, extra):
+    res, plain = cfg.with_resonance(True), cfg.with_resonance(False)
+    test_len = train_len + extra
+    gap = rr.feature_gap(res, train_len, test_len)
+    pre = rr.wavelengths(res) <= train_len
+    assert np.all(gap[pre] == 0.0), f"feature_gap({res!r}, {train_len}, {test_len}) = {gap[pre]}"
+    # Without resonance a pre-critical pair has a non-integer wavelength: OOD angles fall between
+    # the ones seen in training. Positive wherever an OOD angle was never seen.
+    gap_plain = rr.feature_gap(plain, train_len, test_len)
+    lam = rr.wavelengths(plain)
+    assert gap_plain.shape == (cfg.rotary_dim // 2,)
+    assert np.all(gap_plain >= 0) and np.all(gap_plain <= np.pi)
+    pre_plain = lam <= train_len
+    assert np.all(gap_plain[pre_plain] > 0), f"feature_gap({plain!r}, {train_len}, {test_len}) = {gap_plain}"
+
+
+def test_gap_example_from_the_paper_setting():
+    # Llama-like head, train 64 test 256 (PosGen's lengths).
+    cfg = rr.RopeConfig(head_dim=64)
+    plain = rr.feature_gap(cfg, 64, 256)
+    res = rr.feature_gap(cfg.with_resonance(True), 64, 256)
+    n_pre = rr.critical_dim(cfg.with_resonance(True), 64) // 2
+    assert n_pre > 0
+    assert np.all(res[:n_pre] == 0) and np.all(plain[:n_pre] > 0)
+
+
+def test_gap_brute_force_small():
+    cfg = rr.RopeConfig(head_dim=6, base=50.0)
+    gap = rr.feature_gap(cfg, 10, 25)
+    phi = rr.phases(cfg, np.arange(25))
+    for i in range(3):
+        want = max(min(rr.circular_distance(phi[m, i], phi[n, i]) for n in range(10)) for m in range(10, 25))
+        assert gap[i] == want
