@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import rrope_core as rr
 
-__all__ = ["scalings", "configs", "layouts_and_shapes", "positions_for", "SCALING_KINDS"]
+__all__ = ["scalings", "configs", "layouts_and_shapes", "positions_for", "dtypes", "rotation_cases", "SCALING_KINDS"]
 
 SCALING_KINDS = ("none", "linear", "ntk", "dynamic", "yarn", "llama3", "longrope")
 
@@ -95,10 +95,30 @@ def positions_for(draw, shape: tuple, arrangement: str, cfg: rr.RopeConfig, max_
     b, t = shape[0], shape[2] if arrangement == "BHTD" else shape[1]
     top = max_position - t
     offsets = st.integers(0, top) if top > 0 else st.just(0)
-    small_or_large = st.one_of(st.integers(0, 64), offsets, st.sampled_from([2**20, 2**24, top]).filter(lambda v: v >= 0))
+    small_or_large = st.one_of(
+        st.integers(0, 64), offsets, st.sampled_from([2**20, 2**24, top]).filter(lambda v: v >= 0)
+    )
     if draw(st.booleans(), label="per_batch_offsets"):
         off = np.array([draw(small_or_large, label=f"offset[{i}]") for i in range(b)], dtype=np.int64)
         pos = off[:, None] + np.arange(t, dtype=np.int64)[None, :]  # (B, T)
         return pos[:, None, :] if arrangement == "BHTD" else pos[:, :, None]
     pos = draw(small_or_large, label="offset") + np.arange(t, dtype=np.int64)
     return pos if arrangement == "BHTD" else pos[:, None]
+
+
+def dtypes(backend):
+    """Every dtype the backend declares."""
+    return st.sampled_from(list(backend.DTYPES))
+
+
+@st.composite
+def rotation_cases(draw, backend, cfgs=None, max_position: int = 2**31 - 1):
+    """``(cfg, x64, positions, dtype, seq_len)``: x values in float64, positions int64 (NumPy)."""
+    cfg = draw(cfgs if cfgs is not None else configs(), label="cfg")
+    shape, arrangement = draw(layouts_and_shapes(cfg.head_dim), label="shape")
+    positions = draw(positions_for(shape, arrangement, cfg, max_position), label="positions")
+    dtype = draw(dtypes(backend), label="dtype")
+    seed = draw(st.integers(0, 2**32 - 1), label="x_seed")
+    x = np.random.default_rng(seed).standard_normal(shape)
+    seq_len = draw(st.none() | st.integers(1, 2**20), label="seq_len") if cfg.seq_len_dependent else None
+    return cfg, x, positions, dtype, seq_len

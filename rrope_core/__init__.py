@@ -2,11 +2,15 @@
 
 Everything here is float64 NumPy and imports no array framework. Backends
 (``rrope_torch``, ``rrope_tensorflow``, ``rrope_mlx``) take all frequency math from here.
+``apply_rotary``/``inverse_rotary``/``cos_sin`` dispatch on the array's framework;
+``backend()`` returns the one picked by ``RROPE_BACKEND`` (read once, at import).
 """
 
 from ._version import __version__
 from .analysis import circular_distance, feature_gap
+from .api import apply_rotary, cos_sin, inverse_rotary
 from .config import LAYOUTS, RopeConfig
+from .dispatch import backend, backend_for, framework_of, known_backends
 from .errors import (
     BackendNotFoundError,
     MixedFrameworkError,
@@ -24,7 +28,7 @@ from .frequencies import (
 )
 from .hf import HF_ROPE_TYPES
 from .phases import phases
-from .rotation import apply_rotary, cos_sin, inverse_rotary, pair_slices
+from .rotation import pair_slices
 from .scaling import NTK, DynamicNTK, Linear, Llama3, LongRoPE, Scaling, YaRN
 
 __all__ = [
@@ -57,4 +61,8 @@ __all__ = [
     "feature_gap",
     "circular_distance",
     "HF_ROPE_TYPES",
+    "backend",
+    "backend_for",
+    "framework_of",
+    "known_backends",
 ]

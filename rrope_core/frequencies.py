@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import RopeConfig, check_seq_len
 from ._checks import positive_int
+from .config import RopeConfig, check_seq_len
 from .errors import RopeConfigError, RopeInputError, bad
 from .scaling import default_inv_freq
 

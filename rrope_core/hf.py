@@ -35,7 +35,11 @@ def _as_mapping(block) -> Mapping:
 def _rope_block(block: Mapping) -> dict:
     params = block.get("rope_parameters")
     if isinstance(params, Mapping):
-        if "rope_type" not in params and "rope_theta" not in params and all(isinstance(v, Mapping) for v in params.values()):
+        if (
+            "rope_type" not in params
+            and "rope_theta" not in params
+            and all(isinstance(v, Mapping) for v in params.values())
+        ):
             raise bad(
                 "rope_parameters",
                 sorted(params),
@@ -66,8 +70,11 @@ def _require(rope: Mapping, key: str, rope_type: str):
 
 
 def _original_length(block: Mapping, rope: Mapping, rope_type: str) -> int:
-    for value in (block.get("original_max_position_embeddings"), rope.get("original_max_position_embeddings"),
-                  block.get("max_position_embeddings")):
+    for value in (
+        block.get("original_max_position_embeddings"),
+        rope.get("original_max_position_embeddings"),
+        block.get("max_position_embeddings"),
+    ):
         if value is not None:
             return value
     raise bad("original_max_position_embeddings", None, f"is required for rope_type={rope_type!r}")
@@ -183,4 +190,3 @@ def config_to_hf(cfg: RopeConfig, version: int = 5) -> dict:
     if cfg.rotary_dim != cfg.head_dim:
         out["partial_rotary_factor"] = prf
     return out
-

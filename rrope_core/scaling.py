@@ -169,7 +169,11 @@ class YaRN(Scaling):
         s(self, "original_max_position", positive_int("YaRN.original_max_position", original_max_position))
         s(self, "beta_fast", real("YaRN.beta_fast", beta_fast, min_value=0.0, strict=True))
         s(self, "beta_slow", real("YaRN.beta_slow", beta_slow, min_value=0.0, strict=True))
-        s(self, "attention_factor_", optional_real("YaRN.attention_factor", attention_factor, min_value=0.0, strict=True))
+        s(
+            self,
+            "attention_factor_",
+            optional_real("YaRN.attention_factor", attention_factor, min_value=0.0, strict=True),
+        )
         s(self, "mscale", optional_real("YaRN.mscale", mscale, min_value=0.0))
         s(self, "mscale_all_dim", optional_real("YaRN.mscale_all_dim", mscale_all_dim, min_value=0.0))
         s(self, "truncate", boolean("YaRN.truncate", truncate))
@@ -294,7 +298,11 @@ class LongRoPE(Scaling):
         s(self, "short_factor", real_tuple("LongRoPE.short_factor", short_factor))
         s(self, "long_factor", real_tuple("LongRoPE.long_factor", long_factor))
         s(self, "original_max_position", positive_int("LongRoPE.original_max_position", original_max_position))
-        s(self, "attention_factor_", optional_real("LongRoPE.attention_factor", attention_factor, min_value=0.0, strict=True))
+        s(
+            self,
+            "attention_factor_",
+            optional_real("LongRoPE.attention_factor", attention_factor, min_value=0.0, strict=True),
+        )
         s(self, "factor", optional_real("LongRoPE.factor", factor, min_value=0.0, strict=True))
         if len(self.short_factor) != len(self.long_factor):
             raise bad(

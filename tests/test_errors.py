@@ -64,18 +64,43 @@ BAD_HF = [
     ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4}}, "head_dim"),
     ({"head_dim": 64, "rope_parameters": {"rope_type": "linear", "rope_theta": 1e4}}, "factor"),
     ({"head_dim": 64, "rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4}}, "original_max_position_embeddings"),
-    ({"head_dim": 64, "rope_parameters": {"rope_type": "llama3", "rope_theta": 1e4, "factor": 8.0,
-                                           "original_max_position_embeddings": 8192}}, "low_freq_factor"),
-    ({"head_dim": 64, "rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4,
-                                           "original_max_position_embeddings": 4096}}, "short_factor"),
-    ({"head_dim": 64, "rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4, "factor": 2.0}},
-     "max_position_embeddings"),
+    (
+        {
+            "head_dim": 64,
+            "rope_parameters": {
+                "rope_type": "llama3",
+                "rope_theta": 1e4,
+                "factor": 8.0,
+                "original_max_position_embeddings": 8192,
+            },
+        },
+        "low_freq_factor",
+    ),
+    (
+        {
+            "head_dim": 64,
+            "rope_parameters": {"rope_type": "longrope", "rope_theta": 1e4, "original_max_position_embeddings": 4096},
+        },
+        "short_factor",
+    ),
+    (
+        {"head_dim": 64, "rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4, "factor": 2.0}},
+        "max_position_embeddings",
+    ),
     ({"head_dim": 64, "rope_theta": 1e4, "partial_rotary_factor": 1.5}, "partial_rotary_factor"),
     ({"head_dim": 64, "rope_theta": math.nan}, "base"),
     ({"head_dim": 64, "rope_scaling": {"type": "linear", "factor": math.nan}}, "Linear.factor"),
     ({"head_dim": 64, "rope_scaling": "linear"}, "rope_scaling"),
-    ({"head_dim": 64, "rope_parameters": {"full_attention": {"rope_type": "default"},
-                                           "sliding_attention": {"rope_type": "default"}}}, "rope_parameters"),
+    (
+        {
+            "head_dim": 64,
+            "rope_parameters": {
+                "full_attention": {"rope_type": "default"},
+                "sliding_attention": {"rope_type": "default"},
+            },
+        },
+        "rope_parameters",
+    ),
     ([1, 2], "block"),
 ]
 

@@ -43,7 +43,9 @@ def test_critical_dim_agrees_with_liu_et_al_closed_form():
 
 def test_scaling_hand_values():
     # Linear: theta / factor.
-    np.testing.assert_allclose(rr.inv_freq(rr.RopeConfig(head_dim=4, base=100.0, scaling=rr.Linear(4.0))), [0.25, 0.025])
+    np.testing.assert_allclose(
+        rr.inv_freq(rr.RopeConfig(head_dim=4, base=100.0, scaling=rr.Linear(4.0))), [0.25, 0.025]
+    )
     # NTK: base' = base * factor^(d/(d-2)); d=4: 100 * 4^2 = 1600 -> theta_1 = 1/40.
     np.testing.assert_allclose(rr.inv_freq(rr.RopeConfig(head_dim=4, base=100.0, scaling=rr.NTK(4.0))), [1.0, 1 / 40])
     # Dynamic NTK at seq_len 2*L0 with factor 2: base' = base * (2*2 - 1)^2 = 900 -> theta_1 = 1/30.

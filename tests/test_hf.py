@@ -89,20 +89,40 @@ def test_reads_real_world_blocks():
         "head_dim": 128,
         "max_position_embeddings": 131072,
         "rope_theta": 500000.0,
-        "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                         "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+        "rope_scaling": {
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+            "rope_type": "llama3",
+        },
     }
     cfg = rr.RopeConfig.from_hf(llama31)
     assert cfg.scaling == rr.Llama3(8.0, 8192, 1.0, 4.0) and cfg.base == 500000.0
-    qwen_yarn_v5 = {"hidden_size": 4096, "num_attention_heads": 32, "max_position_embeddings": 32768,
-                    "rope_parameters": {"rope_type": "resonance_yarn", "rope_theta": 1e6, "factor": 4.0,
-                                        "original_max_position_embeddings": 32768}}
+    qwen_yarn_v5 = {
+        "hidden_size": 4096,
+        "num_attention_heads": 32,
+        "max_position_embeddings": 32768,
+        "rope_parameters": {
+            "rope_type": "resonance_yarn",
+            "rope_theta": 1e6,
+            "factor": 4.0,
+            "original_max_position_embeddings": 32768,
+        },
+    }
     cfg = rr.RopeConfig.from_hf(qwen_yarn_v5)
     assert cfg.head_dim == 128 and cfg.resonance and cfg.scaling.factor == 4.0
-    phi = {"head_dim": 96, "partial_rotary_factor": 0.5, "rope_theta": 10000.0, "rope_scaling": {"type": "linear", "factor": 2.0}}
+    phi = {
+        "head_dim": 96,
+        "partial_rotary_factor": 0.5,
+        "rope_theta": 10000.0,
+        "rope_scaling": {"type": "linear", "factor": 2.0},
+    }
     cfg = rr.RopeConfig.from_hf(phi)
     assert cfg.rotary_dim == 48 and cfg.scaling == rr.Linear(2.0)
-    assert rr.RopeConfig.from_hf(LlamaConfig(head_dim=64, hidden_size=128, num_attention_heads=2)) == rr.RopeConfig(head_dim=64)
+    assert rr.RopeConfig.from_hf(LlamaConfig(head_dim=64, hidden_size=128, num_attention_heads=2)) == rr.RopeConfig(
+        head_dim=64
+    )
 
 
 def _hf_rotate(cfg, x, pos):
@@ -116,8 +136,10 @@ def _hf_rotate(cfg, x, pos):
     return q.numpy()
 
 
-@given(configs(resonance=False, layouts=("half",), kinds=("none", "linear", "ntk", "yarn", "llama3")),
-       st.integers(0, 2**32 - 1))
+@given(
+    configs(resonance=False, layouts=("half",), kinds=("none", "linear", "ntk", "yarn", "llama3")),
+    st.integers(0, 2**32 - 1),
+)
 def test_apply_rotary_matches_transformers_llama(cfg, seed):
     cfg = dataclasses.replace(cfg, rotary_dim=cfg.head_dim)  # transformers' Llama rotates the whole head
     x = np.random.default_rng(seed).standard_normal((1, 2, 8, cfg.head_dim)).astype(np.float32)

@@ -12,7 +12,9 @@ def test_importing_core_imports_no_framework():
 
 
 def test_cli_version_and_help():
-    out = subprocess.run([sys.executable, "-m", "rrope_core.cli", "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "rrope_core.cli", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == f"rrope {rr.__version__}"
     out = subprocess.run([sys.executable, "-m", "rrope_core.cli", "--help"], capture_output=True, text=True, check=True)
     assert "usage: rrope" in out.stdout

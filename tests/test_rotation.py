@@ -35,8 +35,10 @@ def test_inner_product_depends_only_on_relative_position(cfg, seed, m, n, shift)
     else:
         seq_len = None
     q, k = _x(seed, (2, cfg.head_dim))
+
     def dot(pm, pn):
         return float(rr.apply_rotary(q, pm, cfg, seq_len) @ rr.apply_rotary(k, pn, cfg, seq_len))
+
     a = rr.attention_factor(cfg, seq_len)
     # Per output component: phase error <= 4 ulp(pi) plus ~4 roundings, summed over head_dim terms.
     tol = 16 * cfg.head_dim * EPS64 * max(a * a, 1.0) * np.abs(q).max() * np.abs(k).max() * 4
