@@ -86,6 +86,19 @@ class RopeConfig:
         """The same config with ``resonance`` set (a new object; configs are immutable)."""
         return replace(self, resonance=resonance)
 
+    def to_dict(self) -> dict:
+        """A JSON-safe dict of every field (``scaling`` as ``{"type": ..., **params}``); see :meth:`from_dict`."""
+        from .serialize import config_to_dict
+
+        return config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RopeConfig:
+        """Inverse of :meth:`to_dict` (validated like any construction)."""
+        from .serialize import config_from_dict
+
+        return config_from_dict(data)
+
     @classmethod
     def from_hf(cls, block) -> RopeConfig:
         """Read a transformers config (v5 ``rope_parameters`` or v4 ``rope_scaling``+``rope_theta``)."""

@@ -11,10 +11,61 @@ import numpy as np
 from .config import RopeConfig
 from .errors import RopeInputError, bad
 
-__all__ = ["check_x_shape", "check_positions_shape", "check_positions_values", "as_positions", "MAX_FLOAT_EXACT"]
+__all__ = [
+    "check_cfg",
+    "check_x_dtype",
+    "check_x_shape",
+    "check_positions_dtype",
+    "check_positions_shape",
+    "check_positions_values",
+    "check_call",
+    "as_positions",
+    "MAX_FLOAT_EXACT",
+]
 
 #: Positions below this are exact in float64; the non-resonance phase needs them as floats.
 MAX_FLOAT_EXACT = 2**53
+
+
+def check_cfg(cfg) -> RopeConfig:
+    """``cfg`` must be a :class:`RopeConfig` (not a dict or a transformers config)."""
+    if not isinstance(cfg, RopeConfig):
+        raise bad(
+            "cfg",
+            cfg,
+            "must be a rrope_core.RopeConfig (use RopeConfig.from_hf for transformers configs)",
+            RopeInputError,
+        )
+    return cfg
+
+
+def check_x_dtype(dtype_name: str, is_floating: bool, name: str = "x") -> None:
+    """``x`` must be floating point."""
+    if not is_floating:
+        raise bad(
+            f"{name}.dtype",
+            dtype_name,
+            "must be a floating dtype (float64, float32, float16, bfloat16)",
+            RopeInputError,
+        )
+
+
+def check_positions_dtype(dtype_name: str, is_integer: bool) -> None:
+    """``positions`` must be an integer dtype (bool is not)."""
+    if not is_integer:
+        raise bad("positions.dtype", dtype_name, "must be an integer dtype", RopeInputError)
+
+
+def check_call(
+    cfg, x_shape, x_dtype: str, x_floating: bool, pos_shape, pos_dtype: str, pos_integer: bool, name: str = "x"
+) -> RopeConfig:
+    """Every metadata check of an ``apply_rotary``/``inverse_rotary`` call, in the reference's order."""
+    check_cfg(cfg)
+    check_x_dtype(x_dtype, x_floating, name)
+    check_x_shape(x_shape, cfg, name)
+    check_positions_dtype(pos_dtype, pos_integer)
+    check_positions_shape(pos_shape, x_shape, name)
+    return cfg
 
 
 def check_x_shape(shape: tuple, cfg: RopeConfig, name: str = "x") -> None:
@@ -58,8 +109,7 @@ def check_positions_values(lo: int, hi: int, cfg: RopeConfig) -> None:
 def as_positions(positions, cfg: RopeConfig) -> np.ndarray:
     """Validate NumPy/Python positions and return them as int64 (a new array, never a view)."""
     arr = np.asarray(positions)
-    if arr.dtype.kind not in "iu":
-        raise bad("positions.dtype", str(arr.dtype), "must be an integer dtype", RopeInputError)
+    check_positions_dtype(str(arr.dtype), arr.dtype.kind in "iu")
     if arr.size:
         check_positions_values(int(arr.min()), int(arr.max()), cfg)
     return arr.astype(np.int64, copy=True)

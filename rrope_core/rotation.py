@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from .config import RopeConfig, check_seq_len
-from .errors import RopeInputError, bad
 from .frequencies import attention_factor
-from .inputs import as_positions, check_positions_shape, check_x_shape
+from .inputs import as_positions, check_call
 from .phases import phases
 
 __all__ = ["cos_sin", "apply_rotary", "inverse_rotary", "pair_slices", "resolve_seq_len"]
@@ -51,14 +50,9 @@ def cos_sin(cfg: RopeConfig, positions, seq_len: int | None = None) -> tuple[np.
 
 
 def _prepare(x, positions, cfg: RopeConfig, seq_len, name: str):
-    if not isinstance(cfg, RopeConfig):
-        raise bad("cfg", cfg, "must be a rrope_core.RopeConfig", RopeInputError)
-    x = np.asarray(x)
-    if x.dtype.kind != "f":
-        raise bad(f"{name}.dtype", str(x.dtype), "must be a floating dtype (float16, float32, float64)", RopeInputError)
-    check_x_shape(x.shape, cfg, name)
-    pos = as_positions(positions, cfg)
-    check_positions_shape(pos.shape, x.shape, name)
+    x, p = np.asarray(x), np.asarray(positions)
+    check_call(cfg, x.shape, str(x.dtype), x.dtype.kind == "f", p.shape, str(p.dtype), p.dtype.kind in "iu", name)
+    pos = as_positions(p, cfg)
     seq_len = resolve_seq_len(cfg, seq_len, _max_or_none(pos))
     phi = phases(cfg, pos, seq_len)
     return x, np.cos(phi), np.sin(phi), attention_factor(cfg, seq_len)
