@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from ._checks import boolean, positive_int, real
 from .errors import RopeInputError, bad
 from .scaling import LongRoPE, Scaling
@@ -65,11 +67,11 @@ class RopeConfig:
             lengths.append(self.scaling.original_max_position + 1)
         for seq_len in lengths:
             shortest = float(2 * math.pi / scaled_inv_freq(self, seq_len).max())
-            if not shortest >= 0.5:
+            if not np.rint(shortest) >= 1:
                 raise bad(
                     "resonance",
                     True,
-                    f"must be False when a wavelength is < 0.5 (it would round to period 0); the shortest is {shortest:g}",
+                    f"must be False when a wavelength is <= 0.5 (it would round to period 0); the shortest is {shortest:g}",
                 )
 
     @property

@@ -63,11 +63,11 @@ def attention_factor(cfg: RopeConfig, seq_len: int | None = None) -> float:
     return 1.0 if cfg.scaling is None else float(cfg.scaling.attention_factor())
 
 
-def critical_dim(cfg: RopeConfig, train_len: int) -> int:
-    """Number of rotary features (2 per pair) whose wavelength is ``<= train_len``.
+def critical_dim(cfg: RopeConfig, train_len: int, seq_len: int | None = None) -> int:
+    """Number of rotary features (2 per pair) whose wavelength (at ``seq_len``) is ``<= train_len``.
 
     These are the pre-critical features of Liu et al. 2023 ("Scaling laws of RoPE-based
     extrapolation"): they complete a full turn within training.
     """
     train_len = positive_int("train_len", train_len, RopeInputError)
-    return 2 * int(np.count_nonzero(wavelengths(cfg, train_len) <= train_len))
+    return 2 * int(np.count_nonzero(wavelengths(cfg, seq_len) <= train_len))

@@ -34,28 +34,27 @@ def _as_mapping(block) -> Mapping:
 
 def _rope_block(block: Mapping) -> dict:
     params = block.get("rope_parameters")
-    if isinstance(params, Mapping):
-        if (
-            "rope_type" not in params
-            and "rope_theta" not in params
-            and all(isinstance(v, Mapping) for v in params.values())
-        ):
+    scaling = block.get("rope_scaling")
+    if isinstance(params, Mapping) and not scaling:  # transformers: a non-empty rope_scaling wins
+        nested = params and "rope_type" not in params and "rope_theta" not in params
+        if nested and all(isinstance(v, Mapping) for v in params.values()):
             raise bad(
                 "rope_parameters",
                 sorted(params),
                 "per-layer-type rope_parameters are not one config: pass one of the inner blocks (with head_dim)",
             )
         return dict(params)
-    scaling = block.get("rope_scaling")
     if scaling is not None and not isinstance(scaling, Mapping):
         raise bad("rope_scaling", scaling, "must be a mapping or null")
     rope = dict(scaling or {})
-    if "rope_type" not in rope and "rope_type" in block:  # a bare rope block was passed
+    if "rope_type" not in rope and "type" not in rope and "rope_type" in block:  # a bare rope block
         rope = dict(block)
     return rope
 
 
 def _head_dim(block: Mapping) -> int:
+    if block.get("qk_rope_head_dim") is not None:  # DeepSeek: RoPE covers only this part of the head
+        return block["qk_rope_head_dim"]
     if block.get("head_dim") is not None:
         return block["head_dim"]
     if block.get("hidden_size") is not None and block.get("num_attention_heads"):
@@ -148,6 +147,7 @@ def config_from_hf(block) -> RopeConfig:
         rotary_dim=int(head_dim * prf),
         scaling=scaling,
         resonance=resonance,
+        layout="interleaved" if block.get("rope_interleave") else "half",
     )
 
 

@@ -123,7 +123,9 @@ class DynamicNTK(Scaling):
         return default_inv_freq(scaled, dim)
 
     def hf_params(self):
-        return {"factor": self.factor, "original_max_position_embeddings": self.original_max_position}
+        # transformers' dynamic type reads its original length from max_position_embeddings
+        # (written at the top level by to_hf), not from the rope block.
+        return {"factor": self.factor}
 
 
 def _yarn_mscale(scale: float, mscale: float = 1.0) -> float:
@@ -304,6 +306,12 @@ class LongRoPE(Scaling):
             optional_real("LongRoPE.attention_factor", attention_factor, min_value=0.0, strict=True),
         )
         s(self, "factor", optional_real("LongRoPE.factor", factor, min_value=0.0, strict=True))
+        if self.attention_factor_ is None and (self.factor or 1.0) > 1.0 and self.original_max_position < 2:
+            raise bad(
+                "LongRoPE.original_max_position",
+                self.original_max_position,
+                "must be >= 2 when factor > 1 (the default attention factor divides by its log)",
+            )
         if len(self.short_factor) != len(self.long_factor):
             raise bad(
                 "LongRoPE.long_factor",

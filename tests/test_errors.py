@@ -47,6 +47,14 @@ BAD_CONFIGS = [
     (lambda: rr.LongRoPE([], [], 4096), "LongRoPE.short_factor"),
     (lambda: rr.RopeConfig(head_dim=16, scaling=rr.LongRoPE([1.0] * 4, [1.0] * 4, 4096)), "LongRoPE.short_factor"),
     (lambda: rr.RopeConfig(head_dim=8, scaling=rr.LongRoPE([0.01] * 4, [1.0] * 4, 64), resonance=True), "resonance"),
+    # wavelength exactly 0.5 would round (half to even) to period 0
+    (
+        lambda: rr.RopeConfig(
+            head_dim=4, scaling=rr.LongRoPE([1 / (4 * math.pi), 1.0], [1.0, 1.0], 64), resonance=True
+        ),
+        "resonance",
+    ),
+    (lambda: rr.LongRoPE([1.0], [1.0], 1, factor=2.0), "LongRoPE.original_max_position"),
 ]
 
 

@@ -153,3 +153,41 @@ def test_apply_rotary_matches_transformers_llama(cfg, seed):
     tol = a * 2 * np.abs(x).max() * (phase + 8 * EPS32)
     err = np.abs(ours - theirs).max()
     assert err <= tol, f"apply_rotary vs LlamaRotaryEmbedding for {cfg!r}: {err:.3g} > {tol:.3g}"
+
+
+def test_block_precedence_follows_transformers():
+    # An empty rope_parameters is the default RoPE, not a per-layer block.
+    assert rr.RopeConfig.from_hf({"head_dim": 8, "rope_parameters": {}}) == rr.RopeConfig(head_dim=8)
+    # A non-empty rope_scaling wins over rope_parameters (transformers' convert_rope_params_to_dict).
+    both = {
+        "head_dim": 8,
+        "rope_parameters": {"rope_type": "default"},
+        "rope_scaling": {"type": "linear", "factor": 2.0},
+    }
+    assert rr.RopeConfig.from_hf(both).scaling == rr.Linear(2.0)
+    # DeepSeek: RoPE covers qk_rope_head_dim, interleaved when rope_interleave.
+    ds = {
+        "hidden_size": 7168,
+        "num_attention_heads": 128,
+        "qk_rope_head_dim": 64,
+        "rope_interleave": True,
+        "max_position_embeddings": 163840,
+        "rope_theta": 10000,
+        "rope_scaling": {
+            "type": "yarn",
+            "factor": 40,
+            "original_max_position_embeddings": 4096,
+            "beta_fast": 32,
+            "beta_slow": 1,
+            "mscale": 1.0,
+            "mscale_all_dim": 1.0,
+        },
+    }
+    cfg = rr.RopeConfig.from_hf(ds)
+    assert cfg.head_dim == 64 and cfg.layout == "interleaved" and rr.attention_factor(cfg) == 1.0
+
+
+def test_dynamic_block_is_what_transformers_expects():
+    block = rr.RopeConfig(head_dim=8, scaling=rr.DynamicNTK(2.0, 4096)).to_hf()
+    assert block["max_position_embeddings"] == 4096
+    assert block["rope_parameters"] == {"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 2.0}
