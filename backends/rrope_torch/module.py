@@ -1,0 +1,34 @@
+"""``RotaryEmbedding``: the rotation as an ``nn.Module`` (q and k at once, GQA, in place)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import rrope_core as rr
+from rrope_core.inputs import check_cfg
+
+from .rotation import apply_rotary, apply_rotary_
+
+__all__ = ["RotaryEmbedding"]
+
+
+class RotaryEmbedding(nn.Module):
+    """``RotaryEmbedding(cfg)(q, k, positions)`` -> rotated ``(q, k)``.
+
+    q and k may have different head counts (GQA) and be strided views (e.g. slices of a packed
+    qkv projection): nothing is made contiguous. ``inplace=True`` writes into q and k.
+    Holds no tables: constants are cached per (config, device) by the backend.
+    """
+
+    def __init__(self, cfg: rr.RopeConfig, inplace: bool = False):
+        super().__init__()
+        self.cfg = check_cfg(cfg)
+        self.inplace = bool(inplace)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, positions, seq_len: int | None = None):
+        rotate = apply_rotary_ if self.inplace else apply_rotary
+        return rotate(q, positions, self.cfg, seq_len), rotate(k, positions, self.cfg, seq_len)
+
+    def extra_repr(self) -> str:
+        return f"cfg={self.cfg!r}, inplace={self.inplace}"
