@@ -12,8 +12,9 @@ import torch
 import rrope_core as rr
 
 from .convert import DTYPES, device_of, from_numpy, is_array, to_numpy
+from .fused import kernel_plan, triton_available
 from .module import RotaryEmbedding
-from .rotation import apply_rotary, apply_rotary_, cos_sin, inverse_rotary
+from .rotation import apply_rotary, apply_rotary_, apply_rotary_qk, cos_sin, inverse_rotary
 
 __all__ = [
     "name",
@@ -22,6 +23,9 @@ __all__ = [
     "cos_sin",
     "apply_rotary",
     "apply_rotary_",
+    "apply_rotary_qk",
+    "kernel_plan",
+    "triton_available",
     "inverse_rotary",
     "RotaryEmbedding",
     "to_numpy",

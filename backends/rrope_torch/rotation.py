@@ -14,9 +14,10 @@ from rrope_core.errors import RopeInputError, bad
 from rrope_core.inputs import check_call
 from rrope_core.rotation import resolve_seq_len
 
+from .fused import IMPLS, default_impl, fused_rotary, kernel_plan
 from .phases import phases
 
-__all__ = ["rotate", "apply_rotary", "inverse_rotary", "apply_rotary_", "cos_sin", "prepare"]
+__all__ = ["rotate", "apply_rotary", "inverse_rotary", "apply_rotary_", "apply_rotary_qk", "cos_sin", "prepare"]
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -106,29 +107,69 @@ def _cos_sin_for(x: torch.Tensor, pos: torch.Tensor, cfg, seq_len):
     return torch.cos(phi), torch.sin(phi), a
 
 
-def apply_rotary(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None) -> torch.Tensor:
-    """Rotate ``x`` (``(..., head_dim)``) at integer ``positions`` broadcastable to ``x.shape[:-1]``."""
-    pos, seq_len = prepare(x, positions, cfg, seq_len)
+def _plan(x, pos, impl):
+    """The kernel's ``(token_axis, pos2d)`` when it should run, else None (eager)."""
+    impl = default_impl() if impl is None else impl
+    if impl not in IMPLS:
+        raise bad("impl", impl, f"must be one of {IMPLS}", RopeInputError)
+    if impl == "eager":
+        return None
+    plan = kernel_plan(x, pos)
+    if isinstance(plan, str):
+        if impl == "triton":
+            raise bad("impl", impl, f"cannot run here: {plan}", RopeInputError)
+        return None
+    return plan
+
+
+def _rotary(x, positions, cfg, seq_len, impl, inverse: bool, inplace: bool):
+    name = "y" if inverse else "x"
+    pos, seq_len = prepare(x, positions, cfg, seq_len, name)
+    plan = _plan(x, pos, impl)
+    if plan is not None:
+        return fused_rotary(x, None, plan[1], cfg, seq_len, plan[0], inverse=inverse, inplace=inplace)
     cos, sin, a = _cos_sin_for(x, pos, cfg, seq_len)
-    return _Rotary.apply(x, cos, sin, a, cfg)
-
-
-def inverse_rotary(y, positions, cfg: rr.RopeConfig, seq_len: int | None = None) -> torch.Tensor:
-    """Exact inverse of :func:`apply_rotary`: rotate by ``-phi`` and divide by the attention factor."""
-    pos, seq_len = prepare(y, positions, cfg, seq_len, "y")
-    cos, sin, a = _cos_sin_for(y, pos, cfg, seq_len)
-    return _Rotary.apply(y, cos, -sin, 1.0 / a, cfg)
-
-
-def apply_rotary_(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None) -> torch.Tensor:
-    """In-place :func:`apply_rotary`: writes into ``x`` (a view of a packed qkv works) and returns it."""
-    pos, seq_len = prepare(x, positions, cfg, seq_len)
+    if inverse:
+        sin, a = -sin, 1.0 / a
+    if not inplace:
+        return _Rotary.apply(x, cos, sin, a, cfg)
     if tuple(torch.broadcast_shapes(pos.shape, x.shape[:-1])) != tuple(x.shape[:-1]):
         raise bad(
             "positions.shape", tuple(pos.shape), f"must broadcast to x.shape[:-1]={tuple(x.shape[:-1])}", RopeInputError
         )
-    cos, sin, a = _cos_sin_for(x, pos, cfg, seq_len)
     return _RotaryInplace.apply(x, cos, sin, a, cfg)
+
+
+def apply_rotary(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, impl: str | None = None):
+    """Rotate ``x`` (``(..., head_dim)``) at integer ``positions`` broadcastable to ``x.shape[:-1]``.
+
+    ``impl``: ``"auto"`` (default, from ``RROPE_TORCH_IMPL``) runs the fused Triton kernel on CUDA
+    when it applies and the eager path otherwise; ``"triton"`` insists; ``"eager"`` never uses it.
+    """
+    return _rotary(x, positions, cfg, seq_len, impl, inverse=False, inplace=False)
+
+
+def inverse_rotary(y, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, impl: str | None = None):
+    """Exact inverse of :func:`apply_rotary`: rotate by ``-phi`` and divide by the attention factor."""
+    return _rotary(y, positions, cfg, seq_len, impl, inverse=True, inplace=False)
+
+
+def apply_rotary_(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, impl: str | None = None):
+    """In-place :func:`apply_rotary`: writes into ``x`` (a view of a packed qkv works) and returns it."""
+    return _rotary(x, positions, cfg, seq_len, impl, inverse=False, inplace=True)
+
+
+def apply_rotary_qk(
+    q, k, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, inplace: bool = False, impl: str | None = None
+):
+    """Rotate q and k (head counts may differ) at the same positions: one kernel launch on CUDA."""
+    pos, seq_len = prepare(q, positions, cfg, seq_len, "q")
+    prepare(k, pos, cfg, seq_len, "k")
+    pq, pk = _plan(q, pos, impl), _plan(k, pos, impl)
+    if pq is not None and pk is not None and pq[0] == pk[0] and q.dtype == k.dtype:
+        return fused_rotary(q, k, pq[1], cfg, seq_len, pq[0], inplace=inplace)
+    rotate_one = apply_rotary_ if inplace else apply_rotary
+    return rotate_one(q, pos, cfg, seq_len, impl=impl), rotate_one(k, pos, cfg, seq_len, impl=impl)
 
 
 def cos_sin(cfg: rr.RopeConfig, positions, seq_len: int | None = None, dtype: torch.dtype = torch.float32):

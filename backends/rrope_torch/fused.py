@@ -1,0 +1,95 @@
+"""The Triton path: when it applies, and its autograd (backward = the same kernel, inverse rotation)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from rrope_core.errors import RopeInputError, bad
+
+from .constants import device_constants
+
+__all__ = ["IMPLS", "default_impl", "kernel_plan", "fused_rotary", "triton_available"]
+
+IMPLS = ("auto", "triton", "eager")
+_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+try:  # Triton ships with CUDA builds of torch; CPU builds run the eager path.
+    from .triton_kernel import rope_launch
+
+    _TRITON_ERROR = None
+except ImportError as exc:  # pragma: no cover - depends on the install
+    rope_launch, _TRITON_ERROR = None, exc
+
+
+def triton_available() -> bool:
+    return rope_launch is not None
+
+
+def default_impl() -> str:
+    """``RROPE_TORCH_IMPL`` (auto | triton | eager), read at each call so tests can switch it."""
+    impl = os.environ.get("RROPE_TORCH_IMPL", "auto")
+    if impl not in IMPLS:
+        raise bad("RROPE_TORCH_IMPL", impl, f"must be one of {IMPLS}", RopeInputError)
+    return impl
+
+
+def kernel_plan(x: torch.Tensor, pos: torch.Tensor):
+    """``(token_axis, pos2d)`` if the kernel can rotate ``x`` at ``pos``, else the reason it cannot."""
+    if rope_launch is None:
+        return f"triton is not importable ({_TRITON_ERROR})"
+    if not x.is_cuda:
+        return "x is not on a CUDA device"
+    if x.ndim != 4 or x.stride(-1) != 1:
+        return "x must be 4-D (B,H,S,D) or (B,S,H,D) with unit stride on its last axis"
+    if x.dtype not in _KERNEL_DTYPES:
+        return f"x.dtype={x.dtype} (the kernel takes float32/float16/bfloat16)"
+    pb = pos.expand(x.shape[:-1])
+    if pb.stride(1) == 0:
+        return 2, pb[:, 0, :]
+    if pb.stride(2) == 0:
+        return 1, pb[:, :, 0]
+    return "positions vary along both middle axes (per-head positions)"
+
+
+def _launch(q, k, pos2d, cfg, seq_len, token_axis, inverse: bool, sign: float, out_q, out_k):
+    """``scale * R(sign*phi)``: ``scale = 1/a`` for the inverse rotation, ``a`` otherwise."""
+    periods, theta, step, a = device_constants(cfg, seq_len, q.device, torch.float32)
+    freq = periods if periods is not None else theta
+    rope_launch(q, k, out_q, out_k, pos2d, freq, step, cfg, 1.0 / a if inverse else a, sign, token_axis)
+
+
+def _unit_stride(t):
+    return t if t.stride(-1) == 1 else t.contiguous()
+
+
+class _Fused(torch.autograd.Function):
+    """Forward ``a*R(phi)`` (or the inverse ``R(-phi)/a``); backward: same scale, opposite sign."""
+
+    @staticmethod
+    def forward(ctx, q, k, pos2d, cfg, seq_len, token_axis, inverse, inplace):
+        out_q = q if inplace else torch.empty_like(q)
+        out_k = None if k is None else (k if inplace else torch.empty_like(k))
+        _launch(q, k, pos2d, cfg, seq_len, token_axis, inverse, -1.0 if inverse else 1.0, out_q, out_k)
+        if inplace:
+            ctx.mark_dirty(*(t for t in (q, k) if t is not None))
+        ctx.save_for_backward(pos2d)
+        ctx.args = (cfg, seq_len, token_axis, inverse)
+        return (out_q, out_k) if k is not None else out_q
+
+    @staticmethod
+    def backward(ctx, gq, gk=None):
+        (pos2d,) = ctx.saved_tensors
+        cfg, seq_len, token_axis, inverse = ctx.args
+        gq = _unit_stride(gq)
+        gk = None if gk is None else _unit_stride(gk)
+        dq = torch.empty_like(gq)
+        dk = None if gk is None else torch.empty_like(gk)
+        _launch(gq, gk, pos2d, cfg, seq_len, token_axis, inverse, 1.0 if inverse else -1.0, dq, dk)
+        return dq, dk, None, None, None, None, None, None
+
+
+def fused_rotary(q, k, pos2d, cfg, seq_len, token_axis, inverse=False, inplace=False):
+    """Rotate ``q`` (and ``k``) with one kernel launch; autograd-aware."""
+    return _Fused.apply(q, k, pos2d, cfg, seq_len, token_axis, inverse, inplace)

@@ -1,0 +1,156 @@
+"""RoPE kernels side by side on one GPU: copy floor, HF eager, torch.compile(HF), Liger, ours.
+
+    python bench/rope_kernels.py            # needs CUDA; Liger is optional (pip install liger-kernel)
+
+Prints, per bf16 shape (B, Hq, Hk, S, D): median time (triton.testing.do_bench), percent of the
+copy floor (time of copying q and k / time of the method: same bytes moved), forward and
+forward+backward; then the max |cos|/|sin| error against float64 truth at large positions for a
+float32 cos/sin table (HF, vLLM, flash-attn, Liger all consume one) and for ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+import numpy as np
+import rrope_torch as rt
+import torch
+
+import rrope_core as rr
+
+SHAPES = [(1, 32, 32, 4096, 128), (1, 32, 8, 32768, 128), (4, 32, 32, 8192, 128), (64, 32, 8, 1, 128)]
+CFG = rr.RopeConfig(head_dim=128, base=10000.0, scaling=rr.YaRN(8.0, 4096), resonance=True)
+
+
+def rotate_half(x):
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def hf_apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1):
+    """transformers' Llama ``apply_rotary_pos_emb`` (the eager reference everyone compares to)."""
+    cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
+    return (q * cos) + (rotate_half(q) * sin), (k * cos) + (rotate_half(k) * sin)
+
+
+def hf_cos_sin(pos, dtype):
+    """HF's float32 table: ``cos(m * inv_freq)`` computed in float32, times the attention factor."""
+    inv = torch.tensor(rr.inv_freq(CFG), dtype=torch.float32, device=pos.device)
+    freqs = pos.float()[..., None] * inv
+    emb = torch.cat((freqs, freqs), dim=-1)
+    a = rr.attention_factor(CFG)
+    return (emb.cos() * a).to(dtype), (emb.sin() * a).to(dtype)
+
+
+def bench(fn, quantiles=(0.5,)):
+    from triton.testing import do_bench
+
+    return do_bench(fn, warmup=25, rep=200, quantiles=list(quantiles))
+
+
+def run_shape(shape, liger):
+    b, hq, hk, s, d = shape
+    dev, dt = "cuda", torch.bfloat16
+    q = torch.randn(b, hq, s, d, device=dev, dtype=dt)
+    k = torch.randn(b, hk, s, d, device=dev, dtype=dt)
+    if s == 1:  # decode: one new token per sequence at its own KV-cache position
+        pos = torch.randint(0, 4096, (b, 1), device=dev)
+    else:
+        pos = torch.arange(s, device=dev)[None].expand(b, s)
+    cos, sin = hf_cos_sin(pos, dt)
+    ours_pos = pos[:, None, :]
+    compiled = torch.compile(hf_apply_rotary_pos_emb)
+    methods = {
+        "copy (floor)": lambda: (q.clone(), k.clone()),
+        "HF eager": lambda: hf_apply_rotary_pos_emb(q, k, cos, sin),
+        "torch.compile(HF)": lambda: compiled(q, k, cos, sin),
+        "ours (triton)": lambda: rt.apply_rotary_qk(q, k, ours_pos, CFG, impl="triton"),
+    }
+    if liger is not None:
+        methods["Liger"] = lambda: liger(q, k, cos, sin)
+    rows = {}
+    for name, fn in methods.items():
+        rows[name] = [bench(fn)]
+    # forward + backward
+    qg, kg = q.detach().requires_grad_(True), k.detach().requires_grad_(True)
+    gq, gk = torch.randn_like(q), torch.randn_like(k)
+
+    def fb(f):
+        def run():
+            oq, ok = f(qg, kg)
+            torch.autograd.backward((oq, ok), (gq, gk))
+
+        return run
+
+    fwd_bwd = {
+        "copy (floor)": lambda: (q.clone(), k.clone(), gq.clone(), gk.clone()),
+        "HF eager": fb(lambda a, c: hf_apply_rotary_pos_emb(a, c, cos, sin)),
+        "torch.compile(HF)": fb(lambda a, c: compiled(a, c, cos, sin)),
+        "ours (triton)": fb(lambda a, c: rt.apply_rotary_qk(a, c, ours_pos, CFG, impl="triton")),
+    }
+    if liger is not None:
+        fwd_bwd["Liger"] = fb(lambda a, c: liger(a, c, cos, sin))
+    for name, fn in fwd_bwd.items():
+        rows[name].append(bench(fn))
+    nbytes = 2 * (q.numel() + k.numel()) * q.element_size()
+    return rows, nbytes
+
+
+def phase_errors():
+    """max |cos - truth|, |sin - truth| over all pairs at each position (float64 truth = rrope_core)."""
+    out = []
+    first, second = rr.pair_slices(CFG)
+    a = rr.attention_factor(CFG)
+    for m in (2**20, 2**24, 2**31 - 1):
+        pos = torch.tensor([m], device="cuda")
+        c64, s64 = rr.cos_sin(CFG, np.array([m]))
+        inv = torch.tensor(rr.inv_freq(CFG), dtype=torch.float32, device="cuda")
+        f32 = pos.float()[:, None] * inv
+        table = max(
+            np.abs(f32.cos().double().cpu().numpy() - c64).max(), np.abs(f32.sin().double().cpu().numpy() - s64).max()
+        )
+        x = torch.zeros(1, 1, 1, 128, device="cuda")
+        x[..., first] = 1.0
+        y = rt.apply_rotary(x, pos, CFG, impl="triton")[0, 0].double().cpu().numpy() / a
+        ours = max(np.abs(y[:, first] - c64).max(), np.abs(y[:, second] - s64).max())
+        out.append((m, table, ours))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="all", help="'all' or indices into the shape list, e.g. 0,3")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        sys.exit("bench/rope_kernels.py needs a CUDA device")
+    try:
+        from liger_kernel.transformers.rope import liger_rotary_pos_emb as liger
+    except ImportError as exc:
+        print(f"# Liger-Kernel not importable ({exc}); its column is skipped")
+        liger = None
+    shapes = SHAPES if args.shapes == "all" else [SHAPES[int(i)] for i in args.shapes.split(",")]
+    print(f"# {torch.cuda.get_device_name()}  torch {torch.__version__}  config {CFG!r}")
+    print("| shape (B,Hq,Hk,S,D) | method | fwd ms | fwd % floor | fwd+bwd ms | fwd+bwd % floor |")
+    print("|---|---|---|---|---|---|")
+    for shape in shapes:
+        rows, nbytes = run_shape(shape, liger)
+        floor_f, floor_b = rows["copy (floor)"]
+        for name, (f, fb_) in rows.items():
+            extra = f" ({nbytes / f / 1e9:.0f} GB/s)" if name == "copy (floor)" else ""
+            print(
+                f"| {shape} | {name}{extra} | {f:.4f} | {100 * floor_f / f:.0f}% | {fb_:.4f} | {100 * floor_b / fb_:.0f}% |"
+            )
+        ours = rows["ours (triton)"][0]
+        ratios = [f"{rows[n][0] / ours:.2f}x vs {n}" for n in ("torch.compile(HF)", "Liger") if n in rows]
+        print(f"|  | speed-up (fwd) | {', '.join(ratios)} | | | |")
+    print()
+    print("| position | float32 table max error | ours max error |")
+    print("|---|---|---|")
+    for m, table, ours in phase_errors():
+        print(f"| {m} (2**{math.log2(m):.2f}) | {table:.3g} | {ours:.3g} |")
+
+
+if __name__ == "__main__":
+    main()

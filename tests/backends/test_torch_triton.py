@@ -1,0 +1,144 @@
+"""The fused Triton kernel: logic on CPU through Triton's interpreter, numbers on CUDA when present."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
+rt = pytest.importorskip("rrope_torch", reason="rrope_torch is not installed")
+
+import rrope_core as rr  # noqa: E402
+
+from .test_torch import within_reference  # noqa: E402
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+ROOT = Path(__file__).resolve().parents[2]
+CFGS = {
+    "resonance_yarn": rr.RopeConfig(head_dim=128, scaling=rr.YaRN(8.0, 4096), resonance=True),
+    "llama3_interleaved_partial": rr.RopeConfig(
+        head_dim=96, rotary_dim=48, base=500000.0, scaling=rr.Llama3(8.0, 8192), layout="interleaved"
+    ),
+    "plain_float_phase": rr.RopeConfig(head_dim=64),
+}
+
+INTERPRETER_SCRIPT = """
+import numpy as np, torch, rrope_core as rr
+from rrope_torch.triton_kernel import rope_launch
+from rrope_torch.constants import device_constants
+from tests.backends.test_torch import within_reference
+for cfg in [rr.RopeConfig(head_dim=64, scaling=rr.YaRN(8.0, 256), resonance=True),
+            rr.RopeConfig(head_dim=48, rotary_dim=24, scaling=rr.Llama3(8.0, 256), layout="interleaved"),
+            rr.RopeConfig(head_dim=32, rotary_dim=20)]:
+    for dtype in (torch.float32, torch.bfloat16):
+        for token_axis in (1, 2):
+            shape = lambda h: (2, h, 19, cfg.head_dim) if token_axis == 2 else (2, 19, h, cfg.head_dim)
+            q, k = torch.randn(shape(4)).to(dtype), torch.randn(shape(2)).to(dtype)
+            pos = torch.arange(19)[None, :] + torch.tensor([[5], [2**31 - 50]])
+            periods, theta, step, a = device_constants(cfg, None, q.device, torch.float32)
+            qo, ko = torch.empty_like(q), torch.empty_like(k)
+            rope_launch(q, k, qo, ko, pos, periods if periods is not None else theta, step, cfg, a, 1.0, token_axis)
+            p = pos[:, None, :] if token_axis == 2 else pos[:, :, None]
+            within_reference(qo, q, p, cfg)
+            within_reference(ko, k, p, cfg)
+print("interpreter ok")
+"""
+
+
+def test_kernel_logic_in_triton_interpreter():
+    """Indexing, layouts, partial dims, GQA, per-batch offsets and both arrangements, on CPU."""
+    pytest.importorskip("triton", reason="needs triton (its CPU interpreter)")
+    env = {
+        **os.environ,
+        "TRITON_INTERPRET": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "backends"), os.environ.get("PYTHONPATH", "")]),
+    }
+    res = subprocess.run(
+        [sys.executable, "-c", INTERPRETER_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0 and "interpreter ok" in res.stdout, res.stdout[-2000:] + res.stderr[-3000:]
+
+
+def test_impl_triton_on_cpu_is_a_clear_error():
+    with pytest.raises(rr.RopeInputError, match="^impl='triton' is invalid: cannot run here"):
+        rt.apply_rotary(torch.zeros(1, 2, 3, 8), torch.arange(3), rr.RopeConfig(head_dim=8), impl="triton")
+    with pytest.raises(rr.RopeInputError, match="^impl="):
+        rt.apply_rotary(torch.zeros(1, 2, 3, 8), torch.arange(3), rr.RopeConfig(head_dim=8), impl="cuda")
+
+
+@CUDA
+@pytest.mark.parametrize("name", list(CFGS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("arrangement", ["BHSD", "BSHD"])
+def test_kernel_matches_reference(name, dtype, arrangement):
+    cfg = CFGS[name]
+    b, hq, hk, s = 2, 8, 2, 77
+    shape = (lambda h: (b, h, s, cfg.head_dim)) if arrangement == "BHSD" else (lambda h: (b, s, h, cfg.head_dim))
+    q, k = torch.randn(shape(hq), device="cuda").to(dtype), torch.randn(shape(hk), device="cuda").to(dtype)
+    offsets = torch.tensor([[3], [2**31 - 200]], device="cuda")
+    pos2 = torch.arange(s, device="cuda")[None] + offsets  # per-batch offsets (B, S)
+    pos = pos2[:, None, :] if arrangement == "BHSD" else pos2[:, :, None]
+    assert not isinstance(rt.kernel_plan(q, pos), str)
+    rq, rk = rt.apply_rotary_qk(q, k, pos, cfg, impl="triton")
+    within_reference(rq.cpu(), q.cpu(), pos.cpu(), cfg)
+    within_reference(rk.cpu(), k.cpu(), pos.cpu(), cfg)
+    iq = rt.inverse_rotary(rq, pos, cfg, impl="triton")
+    eq = rt.inverse_rotary(rq, pos, cfg, impl="eager")
+    # Both implement the same float32 formulas; they may differ by the trig/FMA roundings:
+    # 2 * (8 eps32 + eps_d) * scale * max|x| (the conformance bound without the phase term).
+    bound = 2 * (8 * 1.2e-7 + torch.finfo(dtype).eps) * float(rq.float().abs().max()) * 2
+    assert float((iq.float() - eq.float()).abs().max()) <= bound
+
+
+@CUDA
+def test_kernel_in_place_on_packed_qkv_and_backward():
+    cfg = CFGS["resonance_yarn"]
+    b, s, hq, hk, d = 2, 33, 8, 2, cfg.head_dim
+    qkv = torch.randn(b, s, (hq + 2 * hk) * d, device="cuda", dtype=torch.bfloat16)
+    q = qkv[..., : hq * d].view(b, s, hq, d)
+    k = qkv[..., hq * d : (hq + hk) * d].view(b, s, hk, d)
+    pos = torch.arange(s, device="cuda")[:, None]
+    want_q, want_k = rt.apply_rotary_qk(q, k, pos, cfg, impl="eager")
+    v = qkv[..., (hq + hk) * d :].clone()
+    rt.RotaryEmbedding(cfg, inplace=True, impl="triton")(q, k, pos)
+    eps = torch.finfo(torch.bfloat16).eps
+    assert float((q.float() - want_q.float()).abs().max()) <= 2 * eps * float(want_q.float().abs().max())
+    assert torch.equal(qkv[..., (hq + hk) * d :], v)
+
+    x = torch.randn(2, 8, 16, d, device="cuda", requires_grad=True)
+    w = torch.randn(2, 8, 16, d, device="cuda")
+    p = torch.arange(16, device="cuda") + 2**31 - 100
+    (rt.apply_rotary(x, p, cfg, impl="triton") * w).sum().backward()
+    a = rr.attention_factor(cfg)
+    want = a * a * rt.inverse_rotary(w, p, cfg, impl="eager")
+    assert float((x.grad - want).abs().max()) <= 32 * 1.2e-7 * a * float(w.abs().max())
+
+
+@CUDA
+def test_kernel_under_torch_compile_fullgraph():
+    cfg = CFGS["resonance_yarn"]
+    emb = rt.RotaryEmbedding(cfg, impl="triton")
+    torch._dynamo.reset()
+    compiled = torch.compile(emb, fullgraph=True)
+    q = torch.randn(1, 8, 64, 128, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(1, 2, 64, 128, device="cuda", dtype=torch.bfloat16)
+    pos = torch.arange(64, device="cuda")
+    for got, want in zip(compiled(q, k, pos), emb(q, k, pos), strict=True):
+        assert torch.equal(got, want)
+
+
+@CUDA
+def test_cuda_phase_error_at_huge_positions():
+    """Issue target: cos/sin error <= 2e-6 up to 2**31-1 for resonance configs (float32 I/O)."""
+    cfg = CFGS["resonance_yarn"]
+    pos = torch.tensor([2**20, 2**24, 2**31 - 1], device="cuda")
+    first, second = rr.pair_slices(cfg)
+    x = torch.zeros(1, 1, 3, 128, device="cuda")
+    x[..., first] = 1.0  # R(phi) maps it to (cos phi_i, sin phi_i) on each pair
+    out = rt.apply_rotary(x, pos, cfg, impl="triton")[0, 0].double().cpu().numpy() / rr.attention_factor(cfg)
+    c, s = rr.cos_sin(cfg, pos.cpu().numpy())
+    err = max(np.abs(out[:, first] - c).max(), np.abs(out[:, second] - s).max())
+    assert err <= 2e-6, err
