@@ -25,7 +25,7 @@ CFG = rr.RopeConfig(head_dim=128, base=10000.0, scaling=rr.YaRN(8.0, 4096), reso
 
 
 def rotate_half(x):
-    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]  # noqa: E203
     return torch.cat((-x2, x1), dim=-1)
 
 
@@ -78,9 +78,9 @@ def run_shape(shape, liger):
     gq, gk = torch.randn_like(q), torch.randn_like(k)
 
     def fb(f):
-        def run():
+        def run():  # autograd.grad: no accumulation into .grad (that would add traffic to every method)
             oq, ok = f(qg, kg)
-            torch.autograd.backward((oq, ok), (gq, gk))
+            torch.autograd.grad((oq, ok), (qg, kg), (gq, gk))
 
         return run
 
@@ -119,9 +119,42 @@ def phase_errors():
     return out
 
 
+def sweep(shapes):
+    """Forward time of our kernel over launch parameters (RROPE_TRITON_* overrides), best first."""
+    import itertools
+    import os
+
+    for shape in shapes:
+        _sweep_shape(shape, itertools, os)
+
+
+def _sweep_shape(shape, itertools, os):
+    if True:
+        b, hq, hk, s, d = shape
+        q = torch.randn(b, hq, s, d, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(b, hk, s, d, device="cuda", dtype=torch.bfloat16)
+        pos = torch.arange(s, device="cuda")
+        floor = bench(lambda: (q.clone(), k.clone()))
+        results = []
+        for bs, warps, target in itertools.product((16, 32, 64), (4, 8), (528, 1056, 2112)):
+            os.environ.update(
+                RROPE_TRITON_BLOCK_S=str(bs), RROPE_TRITON_WARPS=str(warps), RROPE_TRITON_TARGET=str(target)
+            )
+            t = bench(lambda: rt.apply_rotary_qk(q, k, pos, CFG, impl="triton"))
+            results.append((t, bs, warps, target))
+        for key in ("RROPE_TRITON_BLOCK_S", "RROPE_TRITON_WARPS", "RROPE_TRITON_TARGET"):
+            os.environ.pop(key)
+        results.sort()
+        best = ", ".join(f"BS={bs} W={w} T={t}: {100 * floor / ms:.0f}%" for ms, bs, w, t in results[:4])
+        print(
+            f"# sweep {shape}: default {100 * floor / bench(lambda: rt.apply_rotary_qk(q, k, pos, CFG)):.0f}%; best {best}"
+        )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="all", help="'all' or indices into the shape list, e.g. 0,3")
+    parser.add_argument("--sweep", action="store_true", help="also sweep the kernel's launch parameters")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("bench/rope_kernels.py needs a CUDA device")
@@ -131,6 +164,8 @@ def main(argv=None):
         print(f"# Liger-Kernel not importable ({exc}); its column is skipped")
         liger = None
     shapes = SHAPES if args.shapes == "all" else [SHAPES[int(i)] for i in args.shapes.split(",")]
+    if args.sweep:
+        sweep(shapes)
     print(f"# {torch.cuda.get_device_name()}  torch {torch.__version__}  config {CFG!r}")
     print("| shape (B,Hq,Hk,S,D) | method | fwd ms | fwd % floor | fwd+bwd ms | fwd+bwd % floor |")
     print("|---|---|---|---|---|---|")
@@ -138,7 +173,7 @@ def main(argv=None):
         rows, nbytes = run_shape(shape, liger)
         floor_f, floor_b = rows["copy (floor)"]
         for name, (f, fb_) in rows.items():
-            extra = f" ({nbytes / f / 1e9:.0f} GB/s)" if name == "copy (floor)" else ""
+            extra = f" ({nbytes / (f * 1e-3) / 1e12:.2f} TB/s)" if name == "copy (floor)" else ""
             print(
                 f"| {shape} | {name}{extra} | {f:.4f} | {100 * floor_f / f:.0f}% | {fb_:.4f} | {100 * floor_b / fb_:.0f}% |"
             )

@@ -1,4 +1,8 @@
-"""The Triton path: when it applies, and its autograd (backward = the same kernel, inverse rotation)."""
+"""The Triton path: when it applies, and its autograd (backward = the same kernel, inverse rotation).
+
+Only tensors and plain numbers cross the autograd.Function boundary (torch.compile must be able
+to put every argument into a graph).
+"""
 
 from __future__ import annotations
 
@@ -35,6 +39,10 @@ def default_impl() -> str:
     return impl
 
 
+def _varies(t: torch.Tensor, axis: int) -> bool:
+    return t.shape[axis] > 1 and t.stride(axis) != 0
+
+
 def kernel_plan(x: torch.Tensor, pos: torch.Tensor):
     """``(token_axis, pos2d)`` if the kernel can rotate ``x`` at ``pos``, else the reason it cannot."""
     if rope_launch is None:
@@ -46,50 +54,43 @@ def kernel_plan(x: torch.Tensor, pos: torch.Tensor):
     if x.dtype not in _KERNEL_DTYPES:
         return f"x.dtype={x.dtype} (the kernel takes float32/float16/bfloat16)"
     pb = pos.expand(x.shape[:-1])
-    if pb.stride(1) == 0:
+    if not _varies(pb, 1):
         return 2, pb[:, 0, :]
-    if pb.stride(2) == 0:
+    if not _varies(pb, 2):
         return 1, pb[:, :, 0]
     return "positions vary along both middle axes (per-head positions)"
 
 
-def _launch(q, k, pos2d, cfg, seq_len, token_axis, inverse: bool, sign: float, out_q, out_k):
-    """``scale * R(sign*phi)``: ``scale = 1/a`` for the inverse rotation, ``a`` otherwise."""
-    periods, theta, step, a = device_constants(cfg, seq_len, q.device, torch.float32)
-    freq = periods if periods is not None else theta
-    rope_launch(q, k, out_q, out_k, pos2d, freq, step, cfg, 1.0 / a if inverse else a, sign, token_axis)
-
-
-def _unit_stride(t):
-    return t if t.stride(-1) == 1 else t.contiguous()
-
-
 class _Fused(torch.autograd.Function):
-    """Forward ``a*R(phi)`` (or the inverse ``R(-phi)/a``); backward: same scale, opposite sign."""
+    """``scale * R(sign*phi)`` on q (and k); backward: same scale, opposite sign (the transpose)."""
 
     @staticmethod
-    def forward(ctx, q, k, pos2d, cfg, seq_len, token_axis, inverse, inplace):
+    def forward(ctx, q, k, pos2d, freq, step, rotary_dim, half, resonance, scale, sign, token_axis, inplace):
         out_q = q if inplace else torch.empty_like(q)
         out_k = None if k is None else (k if inplace else torch.empty_like(k))
-        _launch(q, k, pos2d, cfg, seq_len, token_axis, inverse, -1.0 if inverse else 1.0, out_q, out_k)
+        args = dict(rotary_dim=rotary_dim, half=half, resonance=resonance, scale=scale, token_axis=token_axis)
+        rope_launch(q, k, out_q, out_k, pos2d, freq, step, sin_sign=sign, **args)
         if inplace:
             ctx.mark_dirty(*(t for t in (q, k) if t is not None))
-        ctx.save_for_backward(pos2d)
-        ctx.args = (cfg, seq_len, token_axis, inverse)
+        ctx.save_for_backward(pos2d, freq, step)
+        ctx.args, ctx.sign = args, sign
         return (out_q, out_k) if k is not None else out_q
 
     @staticmethod
     def backward(ctx, gq, gk=None):
-        (pos2d,) = ctx.saved_tensors
-        cfg, seq_len, token_axis, inverse = ctx.args
-        gq = _unit_stride(gq)
-        gk = None if gk is None else _unit_stride(gk)
+        pos2d, freq, step = ctx.saved_tensors
+        gq = gq if gq.stride(-1) == 1 else gq.contiguous()
+        gk = None if gk is None else (gk if gk.stride(-1) == 1 else gk.contiguous())
         dq = torch.empty_like(gq)
         dk = None if gk is None else torch.empty_like(gk)
-        _launch(gq, gk, pos2d, cfg, seq_len, token_axis, inverse, 1.0 if inverse else -1.0, dq, dk)
-        return dq, dk, None, None, None, None, None, None
+        rope_launch(gq, gk, dq, dk, pos2d, freq, step, sin_sign=-ctx.sign, **ctx.args)
+        return (dq, dk) + (None,) * 10
 
 
 def fused_rotary(q, k, pos2d, cfg, seq_len, token_axis, inverse=False, inplace=False):
-    """Rotate ``q`` (and ``k``) with one kernel launch; autograd-aware."""
-    return _Fused.apply(q, k, pos2d, cfg, seq_len, token_axis, inverse, inplace)
+    """Rotate ``q`` (and ``k``) with one kernel launch: ``a*R(phi)``, or ``R(-phi)/a`` if ``inverse``."""
+    periods, theta, step, a = device_constants(cfg, seq_len, q.device, torch.float32)
+    freq = periods if periods is not None else theta
+    scale, sign = (1.0 / a, -1.0) if inverse else (a, 1.0)
+    return _Fused.apply(q, k, pos2d, freq, step, cfg.rotary_dim, cfg.layout == "half", cfg.resonance, scale, sign,
+                        token_axis, inplace)  # fmt: skip

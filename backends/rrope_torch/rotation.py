@@ -24,10 +24,10 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, scale: float, cfg: rr.RopeConfig) -> torch.Tensor:
-    """``scale * R(phi) x`` on the first ``rotary_dim`` features of ``x`` in ``cfg.layout``; a new tensor."""
-    rd = cfg.rotary_dim
-    if cfg.layout == "half":
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, scale: float, rotary_dim: int, half: bool):
+    """``scale * R(phi) x`` on the first ``rotary_dim`` features (``half`` or interleaved pairs); a new tensor."""
+    rd = rotary_dim
+    if half:
         x1, x2 = x[..., : rd // 2], x[..., rd // 2 : rd]
     else:
         x1, x2 = x[..., 0:rd:2], x[..., 1:rd:2]
@@ -36,40 +36,40 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, scale: float, 
     y2 = x2 * cos + x1 * sin
     if scale != 1.0:
         y1, y2 = y1 * scale, y2 * scale
-    rot = torch.cat([y1, y2], -1) if cfg.layout == "half" else torch.stack([y1, y2], -1).flatten(-2)
+    rot = torch.cat([y1, y2], -1) if half else torch.stack([y1, y2], -1).flatten(-2)
     rot = rot.to(x.dtype)
     if rd == x.shape[-1]:
         return rot
     return torch.cat([rot, x[..., rd:].expand(rot.shape[:-1] + (x.shape[-1] - rd,))], -1)
 
 
+# Only tensors and plain numbers cross the autograd.Function boundary (torch.compile graphs them).
 class _Rotary(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, cos, sin, scale, cfg):
+    def forward(ctx, x, cos, sin, scale, rotary_dim, half):
         ctx.save_for_backward(cos, sin)
-        ctx.scale, ctx.cfg = scale, cfg
-        return rotate(x, cos, sin, scale, cfg)
+        ctx.args = (scale, rotary_dim, half)
+        return rotate(x, cos, sin, scale, rotary_dim, half)
 
     @staticmethod
     def backward(ctx, grad):
         cos, sin = ctx.saved_tensors
-        return rotate(grad, cos, -sin, ctx.scale, ctx.cfg), None, None, None, None
+        return rotate(grad, cos, -sin, *ctx.args), None, None, None, None, None
 
 
 class _RotaryInplace(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, cos, sin, scale, cfg):
+    def forward(ctx, x, cos, sin, scale, rotary_dim, half):
         ctx.save_for_backward(cos, sin)
-        ctx.scale, ctx.cfg = scale, cfg
-        rd = cfg.rotary_dim
-        x[..., :rd].copy_(rotate(x[..., :rd], cos, sin, scale, cfg))
+        ctx.args = (scale, rotary_dim, half)
+        x[..., :rotary_dim].copy_(rotate(x[..., :rotary_dim], cos, sin, scale, rotary_dim, half))
         ctx.mark_dirty(x)
         return x
 
     @staticmethod
     def backward(ctx, grad):
         cos, sin = ctx.saved_tensors
-        return rotate(grad, cos, -sin, ctx.scale, ctx.cfg), None, None, None, None
+        return rotate(grad, cos, -sin, *ctx.args), None, None, None, None, None
 
 
 def _as_positions(positions, device) -> torch.Tensor:
@@ -132,12 +132,12 @@ def _rotary(x, positions, cfg, seq_len, impl, inverse: bool, inplace: bool):
     if inverse:
         sin, a = -sin, 1.0 / a
     if not inplace:
-        return _Rotary.apply(x, cos, sin, a, cfg)
+        return _Rotary.apply(x, cos, sin, a, cfg.rotary_dim, cfg.layout == "half")
     if tuple(torch.broadcast_shapes(pos.shape, x.shape[:-1])) != tuple(x.shape[:-1]):
         raise bad(
             "positions.shape", tuple(pos.shape), f"must broadcast to x.shape[:-1]={tuple(x.shape[:-1])}", RopeInputError
         )
-    return _RotaryInplace.apply(x, cos, sin, a, cfg)
+    return _RotaryInplace.apply(x, cos, sin, a, cfg.rotary_dim, cfg.layout == "half")
 
 
 def apply_rotary(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, impl: str | None = None):

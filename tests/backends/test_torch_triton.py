@@ -40,7 +40,8 @@ for cfg in [rr.RopeConfig(head_dim=64, scaling=rr.YaRN(8.0, 256), resonance=True
             pos = torch.arange(19)[None, :] + torch.tensor([[5], [2**31 - 50]])
             periods, theta, step, a = device_constants(cfg, None, q.device, torch.float32)
             qo, ko = torch.empty_like(q), torch.empty_like(k)
-            rope_launch(q, k, qo, ko, pos, periods if periods is not None else theta, step, cfg, a, 1.0, token_axis)
+            rope_launch(q, k, qo, ko, pos, periods if periods is not None else theta, step, rotary_dim=cfg.rotary_dim,
+                        half=cfg.layout == "half", resonance=cfg.resonance, scale=a, sin_sign=1.0, token_axis=token_axis)
             p = pos[:, None, :] if token_axis == 2 else pos[:, :, None]
             within_reference(qo, q, p, cfg)
             within_reference(ko, k, p, cfg)
