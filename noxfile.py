@@ -11,6 +11,7 @@ project's CI machines install from local disk; elsewhere e.g. ``RROPE_TORCH=torc
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 
@@ -60,8 +61,5 @@ def hf(session: nox.Session) -> None:
 def conformance(session: nox.Session, backend: str) -> None:
     """The conformance suite (and the backend's own tests) against one backend."""
     session.install(*FRAMEWORK[backend], ".[test]")
-    paths = ["conformance"]
-    own = f"tests/backends/test_{backend}.py"
-    if os.path.exists(own):
-        paths.append(own)
+    paths = ["conformance"] + sorted(glob.glob(f"tests/backends/test_{backend}*.py"))
     session.run("pytest", *paths, *session.posargs, env={"RROPE_BACKEND": backend})

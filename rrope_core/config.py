@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 
@@ -57,6 +58,8 @@ class RopeConfig:
             self.scaling.check_dim(rotary_dim)
         if self.resonance:
             self._check_roundable()
+        # Not a field: a stable string of every field, for caches that must not hold the object.
+        s(self, "fingerprint", json.dumps(self.to_dict(), sort_keys=True))
 
     def _check_roundable(self) -> None:
         """Every wavelength must round to >= 1 position, for every seq_len the scaling may see."""

@@ -2,12 +2,14 @@
 
 Eager calls reuse tensors cached per (config, seq_len, device, kind); under ``torch.compile`` the
 host values are folded into the graph as constants (``assume_constant_result``), so tracing
-never leaves the graph.
+never leaves the graph. The host function is keyed by ``cfg.fingerprint`` (a string), never by
+the config object, which some torch versions cannot pass through dynamo.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 
 import torch
@@ -18,8 +20,9 @@ __all__ = ["host_constants", "device_constants"]
 
 
 @functools.lru_cache(maxsize=512)
-def _host(cfg: rr.RopeConfig, seq_len: int | None) -> tuple:
+def _host(fingerprint: str, seq_len: int | None) -> tuple:
     """``(periods or None, theta64, step64, attention_factor)`` as Python numbers."""
+    cfg = rr.RopeConfig.from_dict(json.loads(fingerprint))
     a = float(rr.attention_factor(cfg, seq_len))
     if cfg.resonance:
         periods = tuple(int(v) for v in rr.integer_wavelengths(cfg, seq_len))
@@ -29,8 +32,8 @@ def _host(cfg: rr.RopeConfig, seq_len: int | None) -> tuple:
 
 
 @torch.compiler.assume_constant_result
-def host_constants(cfg: rr.RopeConfig, seq_len: int | None) -> tuple:
-    return _host(cfg, seq_len)
+def host_constants(fingerprint: str, seq_len: int | None) -> tuple:
+    return _host(fingerprint, seq_len)
 
 
 _DEVICE_CACHE: dict = {}
@@ -38,10 +41,10 @@ _DEVICE_CACHE: dict = {}
 
 def device_constants(cfg: rr.RopeConfig, seq_len: int | None, device: torch.device, compute: torch.dtype):
     """``(periods int64 | None, theta float64 | None, step compute | None, a)`` on ``device``."""
-    periods, theta, step, a = host_constants(cfg, seq_len)
+    periods, theta, step, a = host_constants(cfg.fingerprint, seq_len)
     if torch.compiler.is_compiling():
         return _tensors(periods, theta, step, device, compute) + (a,)
-    key = (cfg, seq_len, device, compute)
+    key = (cfg.fingerprint, seq_len, device, compute)
     hit = _DEVICE_CACHE.get(key)
     if hit is None:
         if len(_DEVICE_CACHE) > 1024:

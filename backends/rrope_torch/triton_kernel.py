@@ -23,8 +23,9 @@ __all__ = ["rope_launch", "launch_params"]
 # Triton's CPU interpreter (TRITON_INTERPRET=1, used by the CPU tests) has no libdevice: there the
 # kernel uses tl.cos/tl.sin and a floor-based fmod. On GPUs it always uses libdevice.
 _LIBDEVICE = os.environ.get("TRITON_INTERPRET", "0") != "1"
-_TWO_PI = 6.283185307179586
-_PI = 3.141592653589793
+_TWO_PI = tl.constexpr(6.283185307179586)
+_PI = tl.constexpr(3.141592653589793)
+_EXACT_F64 = tl.constexpr(4503599627370496)  # 2**52: integers below are exact in float64 with room
 
 
 @triton.jit
@@ -79,10 +80,19 @@ def _rope_kernel(
     pos = tl.load(POS + b * p_sb + tok.to(tl.int64) * p_ss, mask=tmask, other=0).to(tl.int64)
     if RESONANCE:
         period = tl.load(FREQ + i, mask=pmask, other=1)[None, :]
-        r = pos[:, None] % period
-        r = tl.where(r > period // 2, r - period, r)
-        r = tl.where(2 * r < -period, r + period, r)
-        ang = r.to(tl.float32) * tl.load(STEP + i, mask=pmask, other=0.0)[None, :]
+        if tl.max(tl.abs(pos)) < _EXACT_F64:
+            # m mod L in float64: q = floor(m/L) may be off by one, fixed below; m - q*L is exact.
+            pf = pos[:, None].to(tl.float64)
+            lf = period.to(tl.float64)
+            r = pf - tl.floor(pf * (1.0 / lf)) * lf
+            r = tl.where(r < 0, r + lf, r)
+            r = tl.where(r >= lf, r - lf, r)
+            r = tl.where(2 * r > lf, r - lf, r).to(tl.float32)
+        else:  # int64 remainder (slow on GPUs, exact at any position)
+            ri = pos[:, None] % period
+            ri = tl.where(ri > period // 2, ri - period, ri)
+            r = tl.where(2 * ri < -period, ri + period, ri).to(tl.float32)
+        ang = r * tl.load(STEP + i, mask=pmask, other=0.0)[None, :]
     else:
         theta = tl.load(FREQ + i, mask=pmask, other=0.0)
         a64 = pos[:, None].to(tl.float64) * theta[None, :]
