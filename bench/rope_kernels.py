@@ -121,34 +121,29 @@ def phase_errors():
 
 def sweep(shapes):
     """Forward time of our kernel over launch parameters (RROPE_TRITON_* overrides), best first."""
+    for shape in shapes:
+        _sweep_shape(shape)
+
+
+def _sweep_shape(shape):
     import itertools
     import os
 
-    for shape in shapes:
-        _sweep_shape(shape, itertools, os)
-
-
-def _sweep_shape(shape, itertools, os):
-    if True:
-        b, hq, hk, s, d = shape
-        q = torch.randn(b, hq, s, d, device="cuda", dtype=torch.bfloat16)
-        k = torch.randn(b, hk, s, d, device="cuda", dtype=torch.bfloat16)
-        pos = torch.arange(s, device="cuda")
-        floor = bench(lambda: (q.clone(), k.clone()))
-        results = []
-        for bs, warps, target in itertools.product((16, 32, 64), (4, 8), (528, 1056, 2112)):
-            os.environ.update(
-                RROPE_TRITON_BLOCK_S=str(bs), RROPE_TRITON_WARPS=str(warps), RROPE_TRITON_TARGET=str(target)
-            )
-            t = bench(lambda: rt.apply_rotary_qk(q, k, pos, CFG, impl="triton"))
-            results.append((t, bs, warps, target))
-        for key in ("RROPE_TRITON_BLOCK_S", "RROPE_TRITON_WARPS", "RROPE_TRITON_TARGET"):
-            os.environ.pop(key)
-        results.sort()
-        best = ", ".join(f"BS={bs} W={w} T={t}: {100 * floor / ms:.0f}%" for ms, bs, w, t in results[:4])
-        print(
-            f"# sweep {shape}: default {100 * floor / bench(lambda: rt.apply_rotary_qk(q, k, pos, CFG)):.0f}%; best {best}"
-        )
+    b, hq, hk, s, d = shape
+    q = torch.randn(b, hq, s, d, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(b, hk, s, d, device="cuda", dtype=torch.bfloat16)
+    pos = torch.arange(s, device="cuda")
+    floor = bench(lambda: (q.clone(), k.clone()))
+    default = bench(lambda: rt.apply_rotary_qk(q, k, pos, CFG, impl="triton"))
+    results = []
+    for bs, warps, target in itertools.product((16, 32), (4, 8), (264, 528, 1056, 2112)):
+        os.environ.update(RROPE_TRITON_BLOCK_S=str(bs), RROPE_TRITON_WARPS=str(warps), RROPE_TRITON_TARGET=str(target))
+        results.append((bench(lambda: rt.apply_rotary_qk(q, k, pos, CFG, impl="triton")), bs, warps, target))
+    for key in ("RROPE_TRITON_BLOCK_S", "RROPE_TRITON_WARPS", "RROPE_TRITON_TARGET"):
+        os.environ.pop(key)
+    results.sort()
+    best = ", ".join(f"BS={bs} W={w} T={t}: {100 * floor / ms:.0f}%" for ms, bs, w, t in results[:5])
+    print(f"# sweep {shape}: default {100 * floor / default:.0f}%; best {best}")
 
 
 def main(argv=None):
