@@ -77,10 +77,9 @@ def check_x_shape(shape: tuple, cfg: RopeConfig, name: str = "x") -> None:
 def check_positions_shape(pos_shape: tuple, x_shape: tuple, name: str = "x") -> None:
     """``positions`` must broadcast to ``x.shape[:-1]`` without growing it."""
     lead = tuple(x_shape[:-1])
-    try:
-        ok = np.broadcast_shapes(tuple(pos_shape), lead) == lead
-    except ValueError:
-        ok = False
+    pos = tuple(pos_shape)
+    # NumPy's broadcasting rule, in plain Python (this runs on every backend call).
+    ok = len(pos) <= len(lead) and all(p == 1 or p == d for p, d in zip(reversed(pos), reversed(lead)))
     if not ok:
         raise bad(
             "positions.shape",

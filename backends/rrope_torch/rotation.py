@@ -132,6 +132,10 @@ def _rotary(x, positions, cfg, seq_len, impl, inverse: bool, inplace: bool):
     if inverse:
         sin, a = -sin, 1.0 / a
     if not inplace:
+        if torch.compiler.is_compiling():
+            # Traced ops: AOTAutograd derives the same transpose rotation (cos/sin do not need
+            # grad), avoiding custom-Function tracing, which returned zero grads on torch 2.11.
+            return rotate(x, cos, sin, a, cfg.rotary_dim, cfg.layout == "half")
         return _Rotary.apply(x, cos, sin, a, cfg.rotary_dim, cfg.layout == "half")
     if tuple(torch.broadcast_shapes(pos.shape, x.shape[:-1])) != tuple(x.shape[:-1]):
         raise bad(
