@@ -15,10 +15,10 @@ import math
 import sys
 
 import numpy as np
-import rrope_torch as rt
 import torch
 
 import rrope_core as rr
+import rrope_torch as rt
 
 SHAPES = [(1, 32, 32, 4096, 128), (1, 32, 8, 32768, 128), (4, 32, 32, 8192, 128), (64, 32, 8, 1, 128)]
 CFG = rr.RopeConfig(head_dim=128, base=10000.0, scaling=rr.YaRN(8.0, 4096), resonance=True)

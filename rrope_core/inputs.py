@@ -79,7 +79,7 @@ def check_positions_shape(pos_shape: tuple, x_shape: tuple, name: str = "x") -> 
     lead = tuple(x_shape[:-1])
     pos = tuple(pos_shape)
     # NumPy's broadcasting rule, in plain Python (this runs on every backend call).
-    ok = len(pos) <= len(lead) and all(p == 1 or p == d for p, d in zip(reversed(pos), reversed(lead)))
+    ok = len(pos) <= len(lead) and all(p == 1 or p == d for p, d in zip(reversed(pos), reversed(lead), strict=False))
     if not ok:
         raise bad(
             "positions.shape",
