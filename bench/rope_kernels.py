@@ -120,14 +120,15 @@ def phase_errors():
 
 
 def sweep(shapes):
-    """Forward time of our kernel over launch parameters (RROPE_TRITON_* overrides), best first."""
+    """Forward time of our kernel over launch parameters (triton_kernel.OVERRIDES), best first."""
     for shape in shapes:
         _sweep_shape(shape)
 
 
 def _sweep_shape(shape):
     import itertools
-    import os
+
+    from rrope_torch.triton_kernel import OVERRIDES
 
     b, hq, hk, s, d = shape
     q = torch.randn(b, hq, s, d, device="cuda", dtype=torch.bfloat16)
@@ -137,10 +138,9 @@ def _sweep_shape(shape):
     default = bench(lambda: rt.apply_rotary_qk(q, k, pos, CFG, impl="triton"))
     results = []
     for bs, warps, target in itertools.product((16, 32), (4, 8), (264, 528, 1056, 2112)):
-        os.environ.update(RROPE_TRITON_BLOCK_S=str(bs), RROPE_TRITON_WARPS=str(warps), RROPE_TRITON_TARGET=str(target))
+        OVERRIDES.update(BLOCK_S=bs, WARPS=warps, TARGET=target)
         results.append((bench(lambda: rt.apply_rotary_qk(q, k, pos, CFG, impl="triton")), bs, warps, target))
-    for key in ("RROPE_TRITON_BLOCK_S", "RROPE_TRITON_WARPS", "RROPE_TRITON_TARGET"):
-        os.environ.pop(key)
+    OVERRIDES.clear()
     results.sort()
     best = ", ".join(f"BS={bs} W={w} T={t}: {100 * floor / ms:.0f}%" for ms, bs, w, t in results[:5])
     print(f"# sweep {shape}: default {100 * floor / default:.0f}%; best {best}")

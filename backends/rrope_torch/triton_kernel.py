@@ -11,6 +11,7 @@ backward are the same kernel with ``SIN_SIGN = -1``. No cos/sin table is stored.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -158,24 +159,35 @@ def _rope_kernel(
         )
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+#: Launch-parameter overrides for sweeps (bench/rope_kernels.py --sweep): BLOCK_S, TARGET, WARPS.
+OVERRIDES: dict[str, int] = {}
+
+
+def _pow2(n: int) -> int:
+    return 1 << (n - 1).bit_length()
+
+
+@functools.lru_cache(maxsize=4096)
+def _launch_params(s: int, b: int, hq: int, hk: int, p: int, block_s: int, target: int, warps: int | None):
+    block_s = min(block_s, _pow2(s))
+    n_s = -(-s // block_s)
+    heads = hq + hk
+    groups = max(1, min(heads, math.ceil(target / (n_s * b))))
+    hg = -(-heads // groups)
+    tile = block_s * _pow2(p)
+    if warps is None:
+        warps = 8 if tile >= 2048 else 4 if tile >= 512 else 2
+    return block_s, hg, warps
 
 
 def launch_params(s: int, b: int, hq: int, hk: int, p: int) -> tuple[int, int, int]:
-    """``(BLOCK_S, HG, num_warps)``: tiles of up to 32 tokens, about ``TARGET`` programs in all.
+    """``(BLOCK_S, HG, num_warps)``: tiles of up to 16 tokens, about ``TARGET`` programs in all.
 
-    Overridable for sweeps with RROPE_TRITON_BLOCK_S / RROPE_TRITON_TARGET / RROPE_TRITON_WARPS.
+    Defaults from the sweep on an H200 (docs/benchmarks.md): BLOCK_S=16, TARGET=2112 (16 per SM).
+    Pure Python and cached: this runs on every call, and host time bounds small shapes.
     """
-    block_s = min(_env_int("RROPE_TRITON_BLOCK_S", 32), triton.next_power_of_2(s))
-    n_s = triton.cdiv(s, block_s)
-    target = _env_int("RROPE_TRITON_TARGET", 1056)  # ~8 programs per SM on an H100/H200 (132 SMs)
-    heads = hq + hk
-    groups = max(1, min(heads, math.ceil(target / (n_s * b))))
-    hg = triton.cdiv(heads, groups)
-    tile = block_s * triton.next_power_of_2(p)
-    warps = _env_int("RROPE_TRITON_WARPS", 8 if tile >= 2048 else 4 if tile >= 512 else 2)
-    return block_s, hg, warps
+    o = OVERRIDES
+    return _launch_params(s, b, hq, hk, p, o.get("BLOCK_S", 16), o.get("TARGET", 2112), o.get("WARPS"))
 
 
 def rope_launch(q, k, q_out, k_out, pos, freq, step, *, rotary_dim: int, half: bool, resonance: bool,
@@ -193,8 +205,8 @@ def rope_launch(q, k, q_out, k_out, pos, freq, step, *, rotary_dim: int, half: b
     kk, kko = (q, q_out) if k is None else (k, k_out)
     p = rotary_dim // 2
     block_s, hg, warps = launch_params(s, b, hq, hk, p)
-    gq, gk = triton.cdiv(hq, hg), triton.cdiv(hk, hg)
-    grid = (triton.cdiv(s, block_s), b, gq + gk)
+    gq, gk = -(-hq // hg), -(-hk // hg)
+    grid = (-(-s // block_s), b, gq + gk)
     passthrough = rotary_dim < d and q_out.data_ptr() != q.data_ptr()
 
     def st(t):
@@ -206,7 +218,7 @@ def rope_launch(q, k, q_out, k_out, pos, freq, step, *, rotary_dim: int, half: b
         *st(q), *st(kk), *st(q_out), *st(kko),
         pos.stride(0), pos.stride(1),
         float(scale), float(sin_sign),
-        P=p, BLOCK_P=triton.next_power_of_2(p), HALF=half, RESONANCE=resonance,
-        PASS=passthrough, D=d, BLOCK_PASS=triton.next_power_of_2(max(d - rotary_dim, 1)),
+        P=p, BLOCK_P=_pow2(p), HALF=half, RESONANCE=resonance,
+        PASS=passthrough, D=d, BLOCK_PASS=_pow2(max(d - rotary_dim, 1)),
         BLOCK_S=block_s, HG=hg, LIBDEVICE=_LIBDEVICE, num_warps=warps,
     )  # fmt: skip
