@@ -78,8 +78,11 @@ def check_positions_shape(pos_shape: tuple, x_shape: tuple, name: str = "x") -> 
     """``positions`` must broadcast to ``x.shape[:-1]`` without growing it."""
     lead = tuple(x_shape[:-1])
     pos = tuple(pos_shape)
-    # NumPy's broadcasting rule, in plain Python (this runs on every backend call).
-    ok = len(pos) <= len(lead) and all(p == 1 or p == d for p, d in zip(reversed(pos), reversed(lead), strict=False))
+    # NumPy's broadcasting rule in plain Python (it runs on every backend call); None: a dimension
+    # unknown until run time (tf.function, torch.compile), accepted when it could match.
+    ok = len(pos) <= len(lead) and all(
+        p in (1, None) or d is None or p == d for p, d in zip(reversed(pos), reversed(lead), strict=False)
+    )
     if not ok:
         raise bad(
             "positions.shape",

@@ -38,9 +38,14 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-@functools.lru_cache(maxsize=512)
 def constants(cfg: rr.RopeConfig, seq_len: int | None) -> Constants:
-    """The cached NumPy constants of ``cfg`` at ``seq_len`` (a frozen config is hashable)."""
+    """The cached NumPy constants of ``cfg`` at ``seq_len`` (ignored unless the config depends on it)."""
+    return _constants(cfg, seq_len if cfg.seq_len_dependent else None)
+
+
+@functools.lru_cache(maxsize=512)
+def _constants(cfg: rr.RopeConfig, seq_len: int | None) -> Constants:
+    """Keyed by the frozen, hashable config."""
     theta = _frozen(rr.inv_freq(cfg, seq_len))
     periods = half = None
     if cfg.resonance:

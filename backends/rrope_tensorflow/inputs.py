@@ -1,6 +1,7 @@
 """Metadata checks on TensorFlow arguments (the reference's checks, on static shapes) and ``seq_len``.
 
-Only shapes and dtypes are read, never position values: reading values would force a device sync.
+Only shapes and dtypes are read, never position values (a device sync); the one exception is
+``max(positions)`` for a dynamic NTK / LongRoPE call without ``seq_len``, eagerly, as the reference does.
 """
 
 from __future__ import annotations
