@@ -1,30 +1,48 @@
-"""The ``rrope`` command line (subcommands are added by the modules that own them)."""
+"""The ``rrope`` command line. Each subcommand lives in the module that owns it and is imported only
+when its name is on the command line, so ``rrope --help`` imports no framework."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from ._version import __version__
 
+#: name -> (module with ``add_arguments(parser)`` and ``run(args) -> int``, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": ("rrope_core.commands.inspect", "per-pair table of a RoPE config (flags or config.json)"),
+    "plot": ("rrope_core.commands.plot", "PNG of wavelengths and feature gap (needs matplotlib)"),
+    "convert": ("rrope_core.commands.convert", "rewrite a rope block: transformers v4 <-> v5, MLX freqs, GGUF"),
+    "posgen": ("rrope_torch.posgen.cli", "the PosGen train-short-test-long benchmark (needs torch)"),
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rrope",
         description="Resonance RoPE: inspect, convert and benchmark rotary position embeddings.",
     )
     parser.add_argument("--version", action="version", version=f"rrope {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            mod = importlib.import_module(module)
+            mod.add_arguments(p)
+            p.set_defaults(func=mod.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if a in SUBCOMMANDS), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    return args.func(args)
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

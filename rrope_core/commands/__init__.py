@@ -1,0 +1,1 @@
+"""Subcommands of the ``rrope`` CLI (see rrope_core/cli.py)."""
