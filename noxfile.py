@@ -18,7 +18,7 @@ import sys
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "tests", "hf", "conformance"]
+nox.options.sessions = ["lint", "tests", "hf", "conformance", "docs"]
 
 TORCH = os.environ.get("RROPE_TORCH", "torch==2.13.0")
 MLX = "mlx" if sys.platform == "darwin" else "mlx[cpu]"
@@ -26,7 +26,9 @@ MLX = "mlx" if sys.platform == "darwin" else "mlx[cpu]"
 #: do not pin a CPU build). "numpy" is the reference itself.
 FRAMEWORK = {
     "numpy": [],
-    "torch": [TORCH],
+    # triton (which CUDA builds of torch bring anyway) lets the CPU tests run the fused kernel's
+    # logic in Triton's interpreter.
+    "torch": [TORCH, "triton"] if sys.platform.startswith("linux") else [TORCH],
     "tensorflow": ["tensorflow-cpu" if sys.platform.startswith("linux") else "tensorflow"],
     "mlx": [MLX],
 }
@@ -63,3 +65,10 @@ def conformance(session: nox.Session, backend: str) -> None:
     session.install(*FRAMEWORK[backend], ".[test]")
     paths = ["conformance"] + sorted(glob.glob(f"tests/backends/test_{backend}*.py"))
     session.run("pytest", *paths, *session.posargs, env={"RROPE_BACKEND": backend})
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (mkdocs-material + mkdocstrings) with --strict."""
+    session.install(".[docs]")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs)

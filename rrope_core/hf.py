@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from ._checks import positive_int
 from .config import RopeConfig
 from .errors import bad
 from .scaling import NTK, DynamicNTK, Linear, Llama3, LongRoPE, YaRN
@@ -57,8 +58,9 @@ def _head_dim(block: Mapping) -> int:
         return block["qk_rope_head_dim"]
     if block.get("head_dim") is not None:
         return block["head_dim"]
-    if block.get("hidden_size") is not None and block.get("num_attention_heads"):
-        return block["hidden_size"] // block["num_attention_heads"]
+    hidden, heads = block.get("hidden_size"), block.get("num_attention_heads")
+    if hidden is not None and heads:
+        return positive_int("hidden_size", hidden) // positive_int("num_attention_heads", heads)
     raise bad("head_dim", None, "is required (or hidden_size and num_attention_heads)")
 
 
@@ -96,6 +98,8 @@ def config_from_hf(block) -> RopeConfig:
     if isinstance(head_dim, bool) or not isinstance(head_dim, int):
         raise bad("head_dim", head_dim, "must be a positive integer")
     max_pos = block.get("max_position_embeddings")
+    if max_pos is not None:
+        max_pos = positive_int("max_position_embeddings", max_pos)
 
     scaling = None
     if kind == "linear":

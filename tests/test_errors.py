@@ -110,6 +110,11 @@ BAD_HF = [
         "rope_parameters",
     ),
     ([1, 2], "block"),
+    ({"hidden_size": "4096", "num_attention_heads": 32}, "hidden_size"),
+    (
+        {"head_dim": 64, "max_position_embeddings": "4k", "rope_scaling": {"type": "yarn", "factor": 4.0}},
+        "max_position_embeddings",
+    ),
 ]
 
 
