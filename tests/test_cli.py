@@ -467,7 +467,7 @@ def test_convert_seq_len_for_dynamic(tmp_path, capsys):
         (json.dumps({"head_dim": 64, "rope_scaling": {"rope_type": "linear"}}), "factor=None is invalid: is required"),
         (
             json.dumps({"hidden_size": "4096", "num_attention_heads": 32}),
-            "invalid rope config: a number has the wrong type",
+            "invalid rope config: hidden_size='4096' is invalid: must be a positive integer",
         ),
         (b"\xff\xfe{}", "is not UTF-8 text"),
     ],
