@@ -18,7 +18,7 @@ import sys
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "tests", "hf", "conformance", "docs"]
+nox.options.sessions = ["lint", "tests", "hf", "conformance", "mlx_lm", "docs"]
 
 TORCH = os.environ.get("RROPE_TORCH", "torch==2.13.0")
 MLX = "mlx" if sys.platform == "darwin" else "mlx[cpu]"
@@ -56,6 +56,14 @@ def hf(session: nox.Session) -> None:
     session.install(TORCH)
     session.install(".[test,hf]")
     session.run("pytest", "tests/test_hf.py", *session.posargs)
+    session.run("pytest", "tests/backends/test_torch_transformers.py", *session.posargs, env={"RROPE_BACKEND": "torch"})
+
+
+@nox.session
+def mlx_lm(session: nox.Session) -> None:
+    """rrope_mlx.mlx_lm against mlx-lm's initialize_rope (mlx-lm brings transformers)."""
+    session.install(MLX, "mlx-lm", ".[test]")
+    session.run("pytest", "tests/backends/test_mlx_lm.py", *session.posargs, env={"RROPE_BACKEND": "mlx"})
 
 
 @nox.session
