@@ -28,7 +28,8 @@ FRAMEWORK = {
     "numpy": [],
     # triton (which CUDA builds of torch bring anyway) lets the CPU tests run the fused kernel's
     # logic in Triton's interpreter.
-    "torch": [TORCH, "triton"] if sys.platform.startswith("linux") else [TORCH],
+    # matplotlib and tqdm: the PosGen report's plot and progress bar (the posgen extra).
+    "torch": [TORCH, "matplotlib", "tqdm"] + (["triton"] if sys.platform.startswith("linux") else []),
     "tensorflow": ["tensorflow-cpu" if sys.platform.startswith("linux") else "tensorflow"],
     "mlx": [MLX],
 }

@@ -1,0 +1,378 @@
+"""``rrope posgen``: run the PosGen benchmark sweep, resumably, and write its reports.
+
+Runs every (task, variant, seed) whose ``runs/*.json`` is not already in ``--out`` (an existing
+file must hold the same protocol, else the command stops before any work), then writes the summary
+JSON, a Markdown table and a PNG over the requested runs. ``--merge DIR ...`` only merges
+finished result directories (from several machines or sessions) into ``--out``.
+This module imports torch, tqdm and matplotlib only inside :func:`run` (the ``rrope_torch``
+package itself imports torch, so ``rrope posgen --help`` does; ``rrope --help`` never loads it).
+tqdm and matplotlib are optional: without them there is no progress bar, or no PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from rrope_core.errors import RopeError, RopeInputError, bad
+
+from .data import TASKS
+
+__all__ = ["add_arguments", "run", "resolve"]
+
+_DEFAULT_VARIANTS = "rope,resonance,yarn,resonance_yarn"
+_QUICK_TASKS, _QUICK_SEEDS = "cot", 3
+_PAPER_TASKS, _PAPER_SEEDS = "recursive,cot,semi_recursive", 5
+
+#: flag -> (Protocol field, kind, help). Kinds: "int" > 0, "pos" > 0, "nonneg" >= 0, "frac" in [0, 1),
+#: "unit" in (0, 1).
+_PROTOCOL_FLAGS = {
+    "--p": ("p", "int", "modulus: tokens are 0..p-1"),
+    "--j": ("j", "int", "near tokens (the previous j)"),
+    "--k": ("k", "int", "far tokens"),
+    "--train-len": ("train_len", "int", "training sequence length"),
+    "--test-len": ("test_len", "int", "evaluation length (YaRN factor = test_len/train_len)"),
+    "--n-train": ("n_train", "int", "training sequences"),
+    "--n-test": ("n_test", "int", "evaluation sequences"),
+    "--epochs": ("epochs", "int", "training epochs"),
+    "--batch-size": ("batch_size", "int", "training batch size"),
+    "--lr": ("lr", "pos", "AdamW peak learning rate (one-cycle cosine)"),
+    "--weight-decay": ("weight_decay", "nonneg", "AdamW weight decay"),
+    "--pct-start": ("pct_start", "unit", "warm-up fraction of the one-cycle schedule"),
+    "--layers": ("n_layers", "int", "Transformer layers"),
+    "--d-model": ("d_model", "int", "model width"),
+    "--heads": ("n_heads", "int", "attention heads (head_dim = d_model/heads)"),
+    "--dropout": ("dropout", "frac", "dropout"),
+    "--base": ("base", "pos", "RoPE base (theta)"),
+    "--beta-fast": ("beta_fast", "pos", "YaRN beta_fast (the paper's code: 2 for these tiny models)"),
+    "--beta-slow": ("beta_slow", "pos", "YaRN beta_slow (the paper's code: 1)"),
+}
+
+
+def _choices(allowed: tuple[str, ...]):
+    def parse(text: str) -> list[str]:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        wrong = [t for t in items if t not in allowed]
+        if not items or wrong:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is invalid: give a comma-separated list of {', '.join(allowed)}"
+            )
+        return list(dict.fromkeys(items))
+
+    return parse
+
+
+def _number(kind: str):
+    def parse(text: str):
+        try:
+            value = int(text) if kind.endswith("int") else float(text)
+        except ValueError:
+            value = None
+        ok = value is not None and {
+            "int": lambda v: v > 0,
+            "nonneg_int": lambda v: v >= 0,
+            "pos": lambda v: 0 < v < float("inf"),
+            "nonneg": lambda v: 0 <= v < float("inf"),
+            "frac": lambda v: 0 <= v < 1,
+            "unit": lambda v: 0 < v < 1,
+        }[kind](value)
+        if not ok:
+            rule = {
+                "int": "a positive integer",
+                "nonneg_int": "an integer >= 0",
+                "pos": "a finite number > 0",
+                "nonneg": "a finite number >= 0",
+                "frac": "a number in [0, 1)",
+                "unit": "a number in (0, 1)",
+            }[kind]
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be {rule}")
+        return value
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .model import VARIANTS
+
+    parser.add_argument(
+        "--tasks",
+        "--task",
+        type=_choices(TASKS),
+        help=f"comma-separated tasks of {', '.join(TASKS)} (default: all three; --quick: {_QUICK_TASKS})",
+    )
+    parser.add_argument(
+        "--variants",
+        type=_choices(VARIANTS),
+        default=_DEFAULT_VARIANTS.split(","),
+        help=f"comma-separated position encodings of {', '.join(VARIANTS)} (default: {_DEFAULT_VARIANTS})",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=_number("int"),
+        help=f"number of seeds, run as S..S+N-1 with S = --seed-start (default {_PAPER_SEEDS}; --quick: {_QUICK_SEEDS})",
+    )
+    parser.add_argument(
+        "--seed-start",
+        type=_number("nonneg_int"),
+        default=0,
+        help="first seed (default 0): split one sweep over machines by seed, then --merge",
+    )
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda if available; default)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results/posgen"), help="results directory (default results/posgen)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="scaled-down preset for 2 CPU cores: task cot, 3 seeds, 2 layers, d_model 128, 4 heads, "
+        "2000 sequences x 8 epochs, batch 32, lr 1e-3, no dropout, 2 single-threaded jobs",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="merge these finished results directories into --out (summary, table, plot); trains nothing",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_number("int"),
+        help="runs at a time, each in its own process (default 1; --quick on CPU: 2). With --device cuda and "
+        "several GPUs, workers take the GPUs round-robin; several jobs may also share one GPU",
+    )
+    parser.add_argument(
+        "--threads", type=_number("int"), help="torch CPU threads per run (default: 1 when --jobs > 1, else torch's)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    from .data import COMBINE
+    from .train import PAPER, QUICK
+
+    group = parser.add_argument_group("protocol (defaults: the paper's; --quick changes some, flags override both)")
+    group.add_argument(
+        "--fn",
+        choices=tuple(COMBINE),
+        help="combining function: sum mod p (the paper's; default) or sum_squared (weakens the sum's shortcut, "
+        "see docs/posgen.md)",
+    )
+    for flag, (field, kind, text) in _PROTOCOL_FLAGS.items():
+        paper, quick = getattr(PAPER, field), getattr(QUICK, field)
+        text += f" (paper {paper:g}" + ("" if quick == paper else f", quick {quick:g}") + ")"
+        group.add_argument(flag, dest=field, type=_number(kind), metavar="N" if kind == "int" else "X", help=text)
+
+
+def resolve(args: argparse.Namespace):
+    """Check the flags together and return ``(protocol, tasks, variants, seeds, device)``; raises
+    :class:`RopeInputError` naming the flag, before any training."""
+    import torch
+
+    from .model import rope_config
+    from .train import PAPER, QUICK
+
+    proto = QUICK if args.quick else PAPER
+    fields = [f for f, *_ in _PROTOCOL_FLAGS.values()] + ["fn"]
+    proto = replace(proto, **{f: getattr(args, f) for f in fields if getattr(args, f) is not None})
+    if proto.d_model % proto.n_heads:
+        raise bad("--d-model", proto.d_model, f"must be divisible by --heads={proto.n_heads}", RopeInputError)
+    if proto.head_dim % 2:
+        raise bad(
+            "--d-model",
+            proto.d_model,
+            f"must give an even head dim d_model/heads (got {proto.head_dim})",
+            RopeInputError,
+        )
+    if proto.train_len <= proto.j + proto.k + 1:
+        raise bad("--train-len", proto.train_len, f"must be > j + k + 1 = {proto.j + proto.k + 1}", RopeInputError)
+    if proto.test_len <= proto.train_len:
+        raise bad("--test-len", proto.test_len, f"must be > --train-len={proto.train_len}", RopeInputError)
+    if proto.p < 2:
+        raise bad("--p", proto.p, "must be >= 2", RopeInputError)
+    tasks = args.tasks or (_QUICK_TASKS if args.quick else _PAPER_TASKS).split(",")
+    n_seeds = args.seeds or (_QUICK_SEEDS if args.quick else _PAPER_SEEDS)
+    seeds = list(range(args.seed_start, args.seed_start + n_seeds))
+    for variant in args.variants:
+        try:
+            rope_config(
+                variant,
+                proto.head_dim,
+                proto.train_len,
+                proto.test_len,
+                base=proto.base,
+                beta_fast=proto.beta_fast,
+                beta_slow=proto.beta_slow,
+            )
+        except RopeError as exc:
+            raise bad("--variants", variant, f"cannot be built with these flags: {exc}", RopeInputError) from exc
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise bad("--device", args.device, "must be cpu, cuda, cuda:N or auto", RopeInputError) from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise bad("--device", args.device, "must be cpu, cuda, cuda:N or auto", RopeInputError)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise bad("--device", args.device, "needs CUDA, which this torch build/machine does not have", RopeInputError)
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise bad("--device", args.device, f"must name one of {torch.cuda.device_count()} CUDA devices", RopeInputError)
+    return proto, tasks, list(args.variants), seeds, device
+
+
+def _command(args: argparse.Namespace, tasks, seeds) -> str:
+    """The canonical command line that reproduces this sweep."""
+    parts = ["rrope", "posgen"] + (["--quick"] if args.quick else [])
+    parts += ["--tasks", ",".join(tasks), "--variants", ",".join(args.variants), "--seeds", str(len(seeds))]
+    if seeds[0]:
+        parts += ["--seed-start", str(seeds[0])]
+    parts += ["--device", args.device, "--out", str(args.out)]
+    for flag, (field, *_) in {"--fn": ("fn",), **_PROTOCOL_FLAGS}.items():
+        if getattr(args, field) is not None:
+            parts += [flag, str(getattr(args, field))]
+    return " ".join(parts)
+
+
+def _device_queue(ctx, device: str, jobs: int):
+    """One device per worker: ``cuda`` with several GPUs spreads workers over them round-robin."""
+    import torch
+
+    q = ctx.Queue()
+    n_gpu = torch.cuda.device_count() if device == "cuda" else 0
+    for i in range(jobs):
+        q.put(f"cuda:{i % n_gpu}" if n_gpu > 1 else device)
+    return q
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(devices, threads: int) -> None:
+    import torch
+
+    _WORKER["device"] = devices.get()
+    torch.set_num_threads(threads)
+
+
+def _run_to_file(task: str, variant: str, seed: int, proto: dict, out: str, device=None, on_epoch=None) -> dict:
+    """Train and evaluate one run and write its JSON (the unit of work of every worker)."""
+    from .report import run_path, write_json
+    from .train import Protocol, train_and_evaluate
+
+    device = device or _WORKER["device"]
+    rec = train_and_evaluate(task, variant, seed, Protocol(**proto), device=device, on_epoch=on_epoch)
+    write_json(run_path(Path(out), task, variant, seed), rec)
+    return rec
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import json
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    from .report import run_path, write_reports
+
+    proto, tasks, variants, seeds, device = resolve(args)
+    jobs = args.jobs or (2 if args.quick and device == "cpu" else 1)
+    threads = args.threads or (1 if jobs > 1 else None)
+    plan = [(t, v, s) for t in tasks for s in seeds for v in variants]
+    todo = []
+    for key in plan:
+        path = run_path(args.out, *key)
+        if not path.exists():
+            todo.append(key)
+            continue
+        old = json.loads(path.read_text())["protocol"]
+        if old != proto.to_dict():
+            diff = sorted(k for k, v in asdict(proto).items() if old.get(k) != v)
+            raise bad(
+                "--out",
+                str(args.out),
+                f"holds {path.name} of another protocol (differs in {diff}): use another --out",
+                RopeInputError,
+            )
+    print(
+        f"rrope posgen: {len(plan)} runs, {len(plan) - len(todo)} already in {args.out}, {len(todo)} to run "
+        f"on {device} ({jobs} at a time, {threads or torch.get_num_threads()} CPU threads each)",
+        flush=True,
+    )
+    bar = _progress(len(plan), len(plan) - len(todo), args.no_progress)
+
+    def done(name: str, rec: dict) -> None:
+        bar.write(f"{name}: ID {rec['id_acc']:.3f} OOD {rec['ood_acc']:.3f} ({rec['wall_s']:.0f} s)")
+        bar.update()
+
+    if jobs == 1:
+        if threads:
+            torch.set_num_threads(threads)
+        for task, variant, seed in todo:
+            name = f"{task}/{variant}/seed{seed}"
+            bar.set_postfix_str(name)
+
+            def on_epoch(epoch, loss, name=name):
+                bar.set_postfix_str(f"{name} epoch {epoch + 1}/{proto.epochs} loss {loss:.3f}")
+
+            done(name, _run_to_file(task, variant, seed, proto.to_dict(), str(args.out), device, on_epoch))
+    elif todo:
+        ctx = multiprocessing.get_context("spawn")
+        devices = _device_queue(ctx, device, jobs)
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(devices, threads)) as pool:
+            futures = {pool.submit(_run_to_file, *key, proto.to_dict(), str(args.out)): key for key in todo}
+            for fut in as_completed(futures):
+                done("/".join(map(str, futures[fut][:2])) + f"/seed{futures[fut][2]}", fut.result())
+    bar.close()
+    runs = [json.loads(run_path(args.out, *key).read_text()) for key in plan]
+    summary = write_reports(runs, args.out, _command(args, tasks, seeds))
+    print(_table(summary, args.out))
+    return 0
+
+
+class _NoBar:
+    """What the sweep uses of a tqdm bar, for when tqdm is not installed or --no-progress is set."""
+
+    def write(self, text: str) -> None:
+        print(text, flush=True)
+
+    def update(self, n: int = 1) -> None: ...
+
+    def set_postfix_str(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress(total: int, initial: int, off: bool):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    # disable=None: tqdm draws only on a terminal; its write() prints either way.
+    return _NoBar() if off else tqdm(total=total, initial=initial, unit="run", dynamic_ncols=True, disable=None)
+
+
+def _table(summary: dict, out: Path) -> str:
+    from .report import PLOT_PNG, SUMMARY_JSON, SUMMARY_MD, markdown_table
+
+    table = markdown_table(summary).split("\n\n", 2)[-1]
+    png = f", {out / PLOT_PNG}" if summary.get("plot") else " (no PNG: matplotlib is not installed)"
+    return f"{table}\nwrote {out / SUMMARY_JSON}, {out / SUMMARY_MD}{png}"
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from .report import load_runs, write_reports
+
+    runs = load_runs(args.merge)
+    command = "rrope posgen --merge " + " ".join(str(d) for d in args.merge) + f" --out {args.out}"
+    summary = write_reports(runs, args.out, command)
+    print(f"rrope posgen: merged {len(runs)} runs from {len(args.merge)} directories")
+    print(_table(summary, args.out))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _merge(args) if args.merge else _sweep(args)
+    except RopeError as exc:
+        print(f"rrope posgen: error: {exc}", file=sys.stderr)
+        return 2

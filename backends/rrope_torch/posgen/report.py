@@ -1,0 +1,188 @@
+"""PosGen results on disk: one JSON per run, a merged summary, a Markdown table and a PNG plot.
+
+Layout of a results directory: ``runs/<task>-<variant>-seed<seed>.json`` (one per run, written
+atomically, so a run interrupted half-way leaves nothing and is redone), ``summary.json``,
+``summary.md`` and ``accuracy_by_position.png``. Aggregates are mean and sample standard deviation
+(``ddof=1``; 0 for a single seed) over seeds of each (task, variant). The plot draws on a
+matplotlib Agg canvas directly (no pyplot, no global backend switch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rrope_core.errors import RopeInputError, bad
+
+from .data import TASKS
+from .model import VARIANTS
+
+__all__ = [
+    "run_path",
+    "write_json",
+    "load_runs",
+    "summarize",
+    "markdown_table",
+    "plot",
+    "write_reports",
+]
+
+SUMMARY_JSON, SUMMARY_MD, PLOT_PNG = "summary.json", "summary.md", "accuracy_by_position.png"
+
+
+def run_path(out: Path, task: str, variant: str, seed: int) -> Path:
+    return Path(out) / "runs" / f"{task}-{variant}-seed{seed}.json"
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (a temporary file, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def load_runs(dirs: list[Path]) -> list[dict]:
+    """Every run record under ``<dir>/runs/*.json`` of ``dirs``; duplicates of one (task, variant,
+    seed) must have the same protocol and are kept once. Raises if a directory has no runs."""
+    by_key: dict[tuple, dict] = {}
+    for d in dirs:
+        files = sorted((Path(d) / "runs").glob("*.json"))
+        if not files:
+            raise bad("--merge", str(d), "must be a posgen results directory (no runs/*.json in it)", RopeInputError)
+        for f in files:
+            rec = json.loads(f.read_text())
+            key = (rec["task"], rec["variant"], rec["seed"])
+            old = by_key.get(key)
+            if old is not None and old["protocol"] != rec["protocol"]:
+                raise bad(
+                    "--merge",
+                    str(f),
+                    f"holds run {key} with a different protocol than another directory",
+                    RopeInputError,
+                )
+            by_key.setdefault(key, rec)
+    return [by_key[k] for k in sorted(by_key)]
+
+
+def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = values.mean(axis=0)
+    std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
+    return mean, std
+
+
+def _nullable(a: np.ndarray) -> list:
+    return [None if np.isnan(v) else float(v) for v in a]
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean and std over seeds per (task, variant). All runs must share one protocol."""
+    if not runs:
+        raise bad("runs", [], "must hold at least one run record", RopeInputError)
+    proto = runs[0]["protocol"]
+    for r in runs:
+        if r["protocol"] != proto:
+            diff = sorted(k for k in proto if proto[k] != r["protocol"].get(k))
+            raise bad(
+                "runs",
+                f"{r['task']}-{r['variant']}-seed{r['seed']}",
+                f"must share one protocol; it differs in {diff}",
+                RopeInputError,
+            )
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["task"], r["variant"]), []).append(r)
+
+    def order(key):
+        task, variant = key
+        return (
+            TASKS.index(task) if task in TASKS else len(TASKS),
+            task,
+            VARIANTS.index(variant) if variant in VARIANTS else len(VARIANTS),
+            variant,
+        )
+
+    rows = []
+    for (task, variant), rs in sorted(groups.items(), key=lambda kv: order(kv[0])):
+        by_pos = np.array([[np.nan if a is None else a for a in r["acc_by_position"]] for r in rs], dtype=np.float64)
+        pos_mean, pos_std = _mean_std(by_pos)
+        row = {"task": task, "variant": variant, "seeds": sorted(r["seed"] for r in rs)}
+        for name in ("id_acc", "ood_acc"):
+            m, s = _mean_std(np.array([r[name] for r in rs]))
+            row[f"{name}_mean"], row[f"{name}_std"] = float(m), float(s)
+        row["acc_by_position_mean"], row["acc_by_position_std"] = _nullable(pos_mean), _nullable(pos_std)
+        row["train_s_mean"] = float(np.mean([r["train_s"] for r in rs]))
+        rows.append(row)
+    return {"protocol": proto, "std": "sample std over seeds (ddof=1), 0 for one seed", "groups": rows}
+
+
+def markdown_table(summary: dict, command: str | None = None) -> str:
+    """The summary as a Markdown table: ID and OOD accuracy, mean ± std over seeds."""
+    proto = summary["protocol"]
+    lines = [
+        "# PosGen results",
+        "",
+        f"Train length {proto['train_len']}, test length {proto['test_len']} (teacher forcing); "
+        f"p={proto['p']}, j={proto['j']}, k={proto['k']}; {proto['n_layers']} layers, d_model {proto['d_model']}, "
+        f"{proto['n_heads']} heads; {proto['n_train']} sequences x {proto['epochs']} epochs. "
+        f"ID: positions {proto['j'] + proto['k']}..{proto['train_len'] - 1}; "
+        f"OOD: {proto['train_len']}..{proto['test_len'] - 1}. Mean ± std over seeds ({summary['std']}).",
+    ]
+    if command:
+        lines += ["", f"Command: `{command}`"]
+    lines += ["", "| task | variant | seeds | ID acc | OOD acc |", "|---|---|---|---|---|"]
+    for g in summary["groups"]:
+        lines.append(
+            f"| {g['task']} | {g['variant']} | {len(g['seeds'])} | {g['id_acc_mean']:.3f} ± {g['id_acc_std']:.3f} "
+            f"| {g['ood_acc_mean']:.3f} ± {g['ood_acc_std']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: Path) -> None:
+    """Accuracy vs position, one panel per task, one line per variant, shaded ± std over seeds."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    proto = summary["protocol"]
+    tasks = list(dict.fromkeys(g["task"] for g in summary["groups"]))
+    fig = Figure(figsize=(5.5 * len(tasks), 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+    for ax, task in zip(axes, tasks, strict=True):
+        for g in (g for g in summary["groups"] if g["task"] == task):
+            mean = np.array([np.nan if v is None else v for v in g["acc_by_position_mean"]])
+            std = np.array([np.nan if v is None else v for v in g["acc_by_position_std"]])
+            pos = np.arange(len(mean))
+            (line,) = ax.plot(pos, mean, label=f"{g['variant']} (n={len(g['seeds'])})", lw=1.2)
+            ax.fill_between(pos, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+        ax.axvline(proto["train_len"] - 0.5, color="k", ls="--", lw=0.8)
+        ax.set(title=task, xlabel="position", ylabel="accuracy (teacher forcing)", ylim=(0, 1.02))
+        ax.legend(fontsize=8, loc="lower left")
+    fig.savefig(path, dpi=110)
+
+
+def write_reports(runs: list[dict], out: Path, command: str | None = None) -> dict:
+    """Write summary.json, summary.md and (if matplotlib is installed) the PNG into ``out``.
+
+    Returns the summary; its ``"plot"`` is the PNG's file name, or ``None`` without matplotlib.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(runs)
+    if command:
+        summary["command"] = command
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        summary["plot"] = None
+    else:
+        summary["plot"] = PLOT_PNG
+        plot(summary, out / PLOT_PNG)
+    write_json(out / SUMMARY_JSON, summary)
+    (out / SUMMARY_MD).write_text(markdown_table(summary, command))
+    return summary

@@ -1,0 +1,347 @@
+"""PosGen (rrope_torch.posgen): hand-checked task data, the loss mask, the model variants, and the
+CLI end to end (JSON/Markdown/PNG, resume, merge, bad input). Tiny sizes: the module runs in seconds."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PosGen needs torch")
+pytest.importorskip("rrope_torch", reason="rrope_torch is not installed")
+
+from rrope_core.cli import main  # noqa: E402
+from rrope_core.errors import RopeInputError  # noqa: E402
+from rrope_torch.posgen import train as posgen_train  # noqa: E402
+from rrope_torch.posgen.data import COMBINE, TASKS, far_start, generate, loss_mask  # noqa: E402
+from rrope_torch.posgen.model import VARIANTS, PosGenTransformer, rope_config  # noqa: E402
+from rrope_torch.posgen.train import masked_loss  # noqa: E402
+
+# Worked by hand from the docstring of posgen/data.py (seeds 1 2 3, sum mod 10).
+# j=2, k=1: recursive x3 = x0+x1+x2 = 6, x4 = x1+x2+x3 = 11 -> 1, ...
+#           cot       x4 = x0+x2+x3 = 10 -> 0, x5 = x0+x3+x4 = 7, ...
+#           semi      x5: far pointer (5-3)//2 = 1, x1+x3+x4 = 2+6+0 = 8, ...
+HAND_J2_K1 = {
+    "recursive": [1, 2, 3, 6, 1, 0, 7, 8],
+    "cot": [1, 2, 3, 6, 0, 7, 8, 6],
+    "semi_recursive": [1, 2, 3, 6, 0, 8, 0, 1],
+}
+# j=1, k=2 (two far tokens): cot x4 = x3+x0+x1 = 9; recursive x4 = x3+x1+x2 = 11 -> 1;
+# semi x5: pointer 1, x4+x1+x2 = 9+2+3 = 14 -> 4; x7: pointer 2, x6+x2+x3 = 9+3+6 = 18 -> 8.
+HAND_J1_K2 = {
+    "recursive": [1, 2, 3, 6, 1, 0, 7, 8],
+    "cot": [1, 2, 3, 6, 9, 2, 5, 8],
+    "semi_recursive": [1, 2, 3, 6, 9, 4, 9, 8],
+}
+TINY = dict(n_layers=1, d_model=32, n_heads=2)
+try:
+    import matplotlib  # noqa: F401
+
+    HAS_MATPLOTLIB = True
+except ImportError:
+    HAS_MATPLOTLIB = False
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("j,k,hand", [(2, 1, HAND_J2_K1), (1, 2, HAND_J1_K2)], ids=["j2k1", "j1k2"])
+def test_hand_checked_sequences(task, j, k, hand):
+    got = generate(task, 1, 8, p=10, j=j, k=k, seeds=np.array([[1, 2, 3]]))
+    assert got.tolist() == [hand[task]], f"generate({task!r}, p=10, j={j}, k={k}, seeds=[1,2,3])"
+
+
+def _slow(task, seeds, length, p, j, k):
+    """Plain-Python restatement of the docstring's formula (one sequence)."""
+    x = list(seeds)
+    for n in range(j + k, length):
+        a = {"recursive": n - j - k, "cot": 0, "semi_recursive": (n - j - k) // 2}[task]
+        x.append((sum(x[n - j : n]) + sum(x[a : a + k])) % p)
+    return x
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("p,j,k", [(17, 3, 1), (7, 2, 3), (5, 1, 1)])
+def test_vectorised_matches_the_formula(task, p, j, k):
+    x = generate(task, 6, 40, p=p, j=j, k=k, seed=3)
+    for row in x:
+        assert row.tolist() == _slow(task, row[: j + k].tolist(), 40, p, j, k)
+    assert x.min() >= 0 and x.max() < p
+
+
+def test_far_start_formulas():
+    n = np.arange(4, 12)
+    assert far_start("recursive", n, 3, 1).tolist() == (n - 4).tolist()
+    assert far_start("cot", n, 3, 1).tolist() == [0] * 8
+    assert far_start("semi_recursive", n, 3, 1).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_callable_gets_near_then_far_columns():
+    seeds = np.array([[1, 2, 3]])
+    last = generate("cot", 1, 7, p=10, j=2, k=1, seeds=seeds, fn=lambda a: a[:, -1])  # the far token x0
+    assert last.tolist() == [[1, 2, 3, 1, 1, 1, 1]]
+    first = generate("recursive", 1, 7, p=10, j=2, k=1, seeds=seeds, fn=lambda a: a[:, 0])  # x[n-2]
+    assert first.tolist() == [[1, 2, 3, 2, 3, 2, 3]]
+    sq = generate("cot", 1, 6, p=10, j=2, k=1, seeds=seeds, fn="sum_squared")
+    assert sq.tolist() == [[1, 2, 3, 6, 0, 9]]  # 6^2=36 -> 6; (1+3+6)^2=100 -> 0; (1+6+0)^2=49 -> 9
+    assert set(COMBINE) == {"sum", "sum_squared"}
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        (dict(task="nope"), "task"),
+        (dict(length=4), "length"),
+        (dict(fn=lambda a: a.sum(-1)), "fn"),  # not reduced mod p
+        (dict(fn="product"), "fn"),
+        (dict(seeds=np.array([[1, 2, 3, 99]])), "seeds"),
+    ],
+)
+def test_generate_rejects_bad_input(kwargs, field):
+    args = dict(task="cot", n=1, length=8, p=17, j=3, k=1) | kwargs
+    with pytest.raises(RopeInputError, match=f"^{field}="):
+        generate(**args)
+
+
+def test_generation_is_deterministic_given_a_seed():
+    for task in TASKS:
+        a, b = generate(task, 50, 64, seed=7), generate(task, 50, 64, seed=7)
+        assert np.array_equal(a, b)
+        assert not np.array_equal(a, generate(task, 50, 64, seed=8))
+        assert np.array_equal(generate(task, 5, 64, seed=np.random.default_rng(1)), generate(task, 5, 64, seed=1))
+
+
+def test_sum_has_the_documented_cot_shortcut():
+    """x[n] = 2 x[n-1] - x[n-1-j] (mod p) for n > j+k in cot: docs/posgen.md explains why it matters."""
+    p, j, k = 17, 3, 1
+    x = generate("cot", 20, 64, p=p, j=j, k=k, seed=0)
+    n = np.arange(j + k + 1, 64)
+    assert np.array_equal(x[:, n], (2 * x[:, n - 1] - x[:, n - 1 - j]) % p)
+
+
+def test_loss_mask_excludes_seed_tokens():
+    mask = loss_mask(64, 3, 1)
+    assert mask.tolist() == [False] * 4 + [True] * 60
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 17, (3, 64))
+    logits = torch.randn(3, 63, 17, requires_grad=True)
+    m = torch.from_numpy(mask)
+    loss = masked_loss(logits, tokens, m)
+    (grad,) = torch.autograd.grad(loss, logits)
+    # logits[:, t] predicts tokens[:, t+1]: targets 1..3 are seed tokens and get no gradient.
+    assert torch.all(grad[:, :3] == 0) and torch.all(grad[:, 3:].abs().sum(-1) > 0)
+    want = torch.nn.functional.cross_entropy(logits[:, 3:].reshape(-1, 17), tokens[:, 4:].reshape(-1))
+    assert torch.allclose(loss, want)
+
+
+def test_rope_configs_of_the_variants():
+    assert rope_config("nope", 64, 64, 256) is None
+    assert rope_config("rope", 64, 64, 256).scaling is None and not rope_config("rope", 64, 64, 256).resonance
+    assert rope_config("resonance", 64, 64, 256).resonance
+    for name, res in (("yarn", False), ("resonance_yarn", True)):
+        cfg = rope_config(name, 64, 64, 256)
+        s = cfg.scaling
+        assert (cfg.resonance, s.factor, s.original_max_position, s.beta_fast, s.beta_slow) == (res, 4.0, 64, 2.0, 1.0)
+        assert cfg.base == 10000.0 and cfg.head_dim == 64
+    with pytest.raises(RopeInputError, match="^variant="):
+        rope_config("alibi", 64, 64, 256)
+
+
+def test_variants_differ_only_in_the_position_encoding():
+    tokens = torch.randint(0, 17, (2, 24), generator=torch.Generator().manual_seed(0))
+    states, outs = {}, {}
+    for v in VARIANTS:
+        torch.manual_seed(0)
+        model = PosGenTransformer(17, rope_config(v, 16, 8, 24), **TINY).eval()
+        states[v] = model.state_dict()
+        outs[v] = model(tokens)
+        assert outs[v].shape == (2, 24, 17) and torch.isfinite(outs[v]).all(), v
+    ref = states["rope"]
+    for v, sd in states.items():
+        assert list(sd) == list(ref), f"{v}: parameter names differ"
+        assert all(torch.equal(sd[n], ref[n]) for n in ref), f"{v}: initial weights differ for one seed"
+    for a, b in [("rope", "nope"), ("rope", "resonance"), ("rope", "yarn"), ("yarn", "resonance_yarn")]:
+        assert not torch.allclose(outs[a], outs[b]), f"{a} and {b} give the same output: PE unused?"
+
+
+@pytest.mark.parametrize("variant", ["rope", "resonance_yarn", "nope"])
+def test_model_is_causal(variant):
+    torch.manual_seed(0)
+    model = PosGenTransformer(17, rope_config(variant, 16, 8, 24), **TINY).eval()
+    a = torch.randint(0, 17, (1, 20))
+    b = a.clone()
+    b[0, 12] = (b[0, 12] + 1) % 17
+    ya, yb = model(a), model(b)
+    assert torch.equal(ya[:, :12], yb[:, :12]) and not torch.allclose(ya[:, 12:], yb[:, 12:])
+
+
+TINY_FLAGS = [
+    "--epochs", "2", "--n-train", "64", "--n-test", "8", "--batch-size", "16", "--layers", "1",
+    "--d-model", "32", "--heads", "2", "--train-len", "16", "--test-len", "32", "--lr", "3e-3",
+    "--device", "cpu", "--no-progress",
+]  # fmt: skip
+
+
+def _posgen(*argv):
+    return main(["posgen", *argv, *TINY_FLAGS])
+
+
+def test_end_to_end_writes_json_markdown_png(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert _posgen("--tasks", "cot,recursive", "--variants", "rope,resonance", "--seeds", "2", "--out", str(out)) == 0
+    runs = sorted(p.name for p in (out / "runs").glob("*.json"))
+    assert len(runs) == 8 and "cot-resonance-seed1.json" in runs
+    rec = json.loads((out / "runs" / "cot-rope-seed0.json").read_text())
+    assert rec["protocol"]["train_len"] == 16 and len(rec["acc_by_position"]) == 32
+    assert rec["acc_by_position"][:4] == [None] * 4 and 0 <= rec["ood_acc"] <= 1
+    assert rec["rope"]["resonance"] is False and len(rec["epoch_s"]) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(g["task"], g["variant"]) for g in summary["groups"]] == [
+        ("recursive", "rope"),
+        ("recursive", "resonance"),
+        ("cot", "rope"),
+        ("cot", "resonance"),
+    ]
+    assert all(g["seeds"] == [0, 1] for g in summary["groups"])
+    md = (out / "summary.md").read_text()
+    assert "| cot | resonance | 2 |" in md and "rrope posgen --tasks cot,recursive" in md
+    if HAS_MATPLOTLIB:
+        assert summary["plot"] == "accuracy_by_position.png"
+        assert (out / "accuracy_by_position.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| task | variant |" in capsys.readouterr().out
+
+
+def test_same_seed_same_result(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert _posgen("--tasks", "cot", "--variants", "resonance", "--seeds", "1", "--out", str(out)) == 0
+    ra, rb = (json.loads((d / "runs" / "cot-resonance-seed0.json").read_text()) for d in (a, b))
+    assert ra["acc_by_position"] == rb["acc_by_position"] and ra["train_loss_by_epoch"] == rb["train_loss_by_epoch"]
+
+
+def test_resume_skips_existing_runs(tmp_path, monkeypatch):
+    out = tmp_path / "res"
+    flags = ("--tasks", "cot", "--variants", "rope,yarn", "--seeds", "1", "--out", str(out))
+    assert _posgen(*flags) == 0
+    (out / "runs" / "cot-yarn-seed0.json").unlink()
+    calls = []
+    real = posgen_train.train_and_evaluate
+
+    def counting(task, variant, seed, *a, **kw):
+        calls.append((task, variant, seed))
+        return real(task, variant, seed, *a, **kw)
+
+    monkeypatch.setattr(posgen_train, "train_and_evaluate", counting)
+    assert _posgen(*flags) == 0
+    assert calls == [("cot", "yarn", 0)]
+    assert _posgen(*flags) == 0 and len(calls) == 1  # everything on disk now
+
+
+def test_resume_refuses_another_protocol(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert _posgen("--tasks", "cot", "--variants", "rope", "--seeds", "1", "--out", str(out)) == 0
+    rc = main(
+        [
+            "posgen",
+            "--tasks",
+            "cot",
+            "--variants",
+            "rope",
+            "--seeds",
+            "1",
+            "--out",
+            str(out),
+            *TINY_FLAGS,
+            "--epochs",
+            "3",
+        ]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--out=" in err and "cot-rope-seed0.json" in err and "'epochs'" in err
+
+
+def test_merge_directories_from_two_machines(tmp_path, capsys):
+    a, b, merged = tmp_path / "a", tmp_path / "b", tmp_path / "merged"
+    common = ("--tasks", "cot", "--variants", "rope,resonance", "--seeds", "1")
+    assert _posgen(*common, "--out", str(a)) == 0
+    assert _posgen(*common, "--seed-start", "1", "--jobs", "2", "--out", str(b)) == 0  # the process-pool path
+    assert main(["posgen", "--merge", str(a), str(b), "--out", str(merged)]) == 0
+    summary = json.loads((merged / "summary.json").read_text())
+    assert [g["seeds"] for g in summary["groups"]] == [[0, 1], [0, 1]]
+    assert "--merge" in summary["command"] and (merged / "accuracy_by_position.png").exists() == HAS_MATPLOTLIB
+    c = tmp_path / "c"
+    assert _posgen(*common, "--out", str(c), "--base", "500") == 0
+    assert main(["posgen", "--merge", str(a), str(c), "--out", str(tmp_path / "bad")]) == 2
+    assert "--merge=" in capsys.readouterr().err
+    assert main(["posgen", "--merge", str(tmp_path / "empty"), "--out", str(tmp_path / "bad")]) == 2
+
+
+@pytest.mark.parametrize(
+    "argv,flag",
+    [
+        (["--tasks", "cot,foo"], "--tasks"),
+        (["--variants", "rope,alibi"], "--variants"),
+        (["--seeds", "0"], "--seeds"),
+        (["--lr", "-1"], "--lr"),
+        (["--dropout", "1.5"], "--dropout"),
+        (["--fn", "product"], "--fn"),
+    ],
+)
+def test_bad_flags_are_argparse_errors(argv, flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["posgen", *argv])
+    assert exc.value.code == 2
+    assert flag in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv,flag",
+    [
+        (["--d-model", "30", "--heads", "4"], "--d-model="),
+        (["--train-len", "64", "--test-len", "64"], "--test-len="),
+        (["--train-len", "4"], "--train-len="),
+        (["--device", "tpu"], "--device="),
+        (["--p", "1"], "--p="),
+    ],
+)
+def test_inconsistent_flags_fail_before_any_work(argv, flag, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(posgen_train, "train_and_evaluate", lambda *a, **k: pytest.fail("trained on bad input"))
+    assert main(["posgen", "--out", str(tmp_path / "x"), *argv]) == 2
+    assert flag in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_cuda_flag_without_cuda_is_refused(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["posgen", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert "--device='cuda'" in capsys.readouterr().err
+
+
+def test_quick_preset_is_what_the_docs_say():
+    q = posgen_train.QUICK
+    assert (q.n_layers, q.d_model, q.n_heads, q.train_len, q.test_len) == (2, 128, 4, 64, 256)
+    paper = posgen_train.PAPER
+    assert (paper.n_layers, paper.d_model, paper.n_heads, paper.n_train, paper.epochs, paper.lr) == (
+        6,
+        512,
+        8,
+        10_000,
+        150,
+        2e-4,
+    )
+    assert (paper.p, paper.j, paper.k, paper.fn) == (17, 3, 1, "sum")
+
+
+def test_runs_without_matplotlib_or_tqdm(tmp_path, monkeypatch, capsys):
+    """Both are optional: JSON and Markdown are still written; the summary says there is no plot."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    out = tmp_path / "res"
+    assert (
+        main(["posgen", "--tasks", "cot", "--variants", "rope", "--seeds", "1", "--out", str(out), *TINY_FLAGS[:-1]])
+        == 0
+    )
+    assert "cot/rope/seed0: ID" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["plot"] is None and not (out / "accuracy_by_position.png").exists()
+    assert "| cot | rope | 1 |" in (out / "summary.md").read_text()
