@@ -167,7 +167,6 @@ def resolve(args: argparse.Namespace):
     :class:`RopeInputError` naming the flag, before any training."""
     import torch
 
-    from .model import rope_config
     from .train import PAPER, QUICK
 
     proto = QUICK if args.quick else PAPER
@@ -193,15 +192,7 @@ def resolve(args: argparse.Namespace):
     seeds = list(range(args.seed_start, args.seed_start + n_seeds))
     for variant in args.variants:
         try:
-            rope_config(
-                variant,
-                proto.head_dim,
-                proto.train_len,
-                proto.test_len,
-                base=proto.base,
-                beta_fast=proto.beta_fast,
-                beta_slow=proto.beta_slow,
-            )
+            proto.rope_config(variant)
         except RopeError as exc:
             raise bad("--variants", variant, f"cannot be built with these flags: {exc}", RopeInputError) from exc
     device = args.device

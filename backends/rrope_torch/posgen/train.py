@@ -64,6 +64,18 @@ class Protocol:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def rope_config(self, variant: str):
+        """The position encoding of ``variant`` under this protocol (None for ``nope``)."""
+        return rope_config(
+            variant,
+            self.head_dim,
+            self.train_len,
+            self.test_len,
+            base=self.base,
+            beta_fast=self.beta_fast,
+            beta_slow=self.beta_slow,
+        )
+
 
 #: The paper's setting (sec. 5.1; 5 seeds; tasks recursive, cot, semi_recursive).
 PAPER = Protocol()
@@ -126,36 +138,11 @@ def train_and_evaluate(
     """Train one model and evaluate it; returns the JSON-safe result record of the run."""
     start = time.perf_counter()
     device = torch.device(device)
-    train = generate(
-        task,
-        proto.n_train,
-        proto.train_len,
-        p=proto.p,
-        j=proto.j,
-        k=proto.k,
-        fn=proto.fn,
-        seed=np.random.default_rng([seed, 0]),
-    )
-    test = generate(
-        task,
-        proto.n_test,
-        proto.test_len,
-        p=proto.p,
-        j=proto.j,
-        k=proto.k,
-        fn=proto.fn,
-        seed=np.random.default_rng([seed, 1]),
-    )
+    rule = dict(p=proto.p, j=proto.j, k=proto.k, fn=proto.fn)
+    train = generate(task, proto.n_train, proto.train_len, seed=np.random.default_rng([seed, 0]), **rule)
+    test = generate(task, proto.n_test, proto.test_len, seed=np.random.default_rng([seed, 1]), **rule)
     train_t, test_t = torch.from_numpy(train).to(device), torch.from_numpy(test).to(device)
-    cfg = rope_config(
-        variant,
-        proto.head_dim,
-        proto.train_len,
-        proto.test_len,
-        base=proto.base,
-        beta_fast=proto.beta_fast,
-        beta_slow=proto.beta_slow,
-    )
+    cfg = proto.rope_config(variant)
     torch.manual_seed(seed)
     model = PosGenTransformer(
         proto.p, cfg, n_layers=proto.n_layers, d_model=proto.d_model, n_heads=proto.n_heads, dropout=proto.dropout
