@@ -137,10 +137,6 @@ def _rotary(x, positions, cfg, seq_len, impl, inverse: bool, inplace: bool):
             # grad), avoiding custom-Function tracing, which returned zero grads on torch 2.11.
             return rotate(x, cos, sin, a, cfg.rotary_dim, cfg.layout == "half")
         return _Rotary.apply(x, cos, sin, a, cfg.rotary_dim, cfg.layout == "half")
-    if tuple(torch.broadcast_shapes(pos.shape, x.shape[:-1])) != tuple(x.shape[:-1]):
-        raise bad(
-            "positions.shape", tuple(pos.shape), f"must broadcast to x.shape[:-1]={tuple(x.shape[:-1])}", RopeInputError
-        )
     return _RotaryInplace.apply(x, cos, sin, a, cfg.rotary_dim, cfg.layout == "half")
 
 
