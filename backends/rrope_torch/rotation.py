@@ -78,28 +78,39 @@ def _as_positions(positions, device) -> torch.Tensor:
     return torch.as_tensor(positions, device=device)
 
 
+def _is_integer(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _seq_len(cfg, seq_len, pos: torch.Tensor) -> int | None:
+    """``resolve_seq_len`` with ``max(positions)``, read from the device only when it is needed
+    (dynamic NTK / LongRoPE without ``seq_len``: pass ``seq_len`` to avoid it, and under torch.compile)."""
+    max_position = int(pos.max()) if seq_len is None and cfg.seq_len_dependent and pos.numel() else None
+    return resolve_seq_len(cfg, seq_len, max_position)
+
+
 def prepare(x, positions, cfg, seq_len, name: str = "x"):
     """Validate metadata (no device sync), resolve ``seq_len``; return ``(positions, seq_len)``."""
     if not isinstance(x, torch.Tensor):
         raise bad(name, type(x).__name__, "must be a torch.Tensor", RopeInputError)
     pos = _as_positions(positions, x.device)
-    integer = not (pos.dtype.is_floating_point or pos.dtype.is_complex or pos.dtype == torch.bool)
     check_call(
         cfg,
         tuple(x.shape),
-        str(x.dtype).removeprefix("torch."),
+        _dtype_name(x.dtype),
         x.dtype.is_floating_point,
         tuple(pos.shape),
-        str(pos.dtype).removeprefix("torch."),
-        integer,
+        _dtype_name(pos.dtype),
+        _is_integer(pos.dtype),
         name,
     )
     if pos.device != x.device:
         raise bad("positions.device", str(pos.device), f"must be {name}'s device {x.device}", RopeInputError)
-    max_position = None
-    if seq_len is None and cfg.seq_len_dependent and pos.numel():
-        max_position = int(pos.max())  # one host read: pass seq_len to avoid it (and under torch.compile)
-    return pos, resolve_seq_len(cfg, seq_len, max_position)
+    return pos, _seq_len(cfg, seq_len, pos)
 
 
 def _cos_sin_for(x: torch.Tensor, pos: torch.Tensor, cfg, seq_len):
@@ -176,8 +187,6 @@ def cos_sin(cfg: rr.RopeConfig, positions, seq_len: int | None = None, dtype: to
     """``(cos, sin)`` of shape ``positions.shape + (rotary_dim//2,)``, without the attention factor."""
     pos = _as_positions(positions, None)
     rr.inputs.check_cfg(cfg)
-    integer = not (pos.dtype.is_floating_point or pos.dtype.is_complex or pos.dtype == torch.bool)
-    rr.inputs.check_positions_dtype(str(pos.dtype).removeprefix("torch."), integer)
-    max_position = int(pos.max()) if seq_len is None and cfg.seq_len_dependent and pos.numel() else None
-    phi, _ = phases(pos, cfg, resolve_seq_len(cfg, seq_len, max_position), compute_dtype(dtype))
+    rr.inputs.check_positions_dtype(_dtype_name(pos.dtype), _is_integer(pos.dtype))
+    phi, _ = phases(pos, cfg, _seq_len(cfg, seq_len, pos), compute_dtype(dtype))
     return torch.cos(phi).to(dtype), torch.sin(phi).to(dtype)
