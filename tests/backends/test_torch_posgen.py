@@ -13,8 +13,10 @@ pytest.importorskip("rrope_torch", reason="rrope_torch is not installed")
 from rrope_core.cli import main  # noqa: E402
 from rrope_core.errors import RopeInputError  # noqa: E402
 from rrope_torch.posgen import train as posgen_train  # noqa: E402
+from rrope_torch.posgen.cli import _stacks  # noqa: E402
 from rrope_torch.posgen.data import COMBINE, TASKS, far_start, generate, loss_mask  # noqa: E402
 from rrope_torch.posgen.model import VARIANTS, PosGenTransformer, rope_config  # noqa: E402
+from rrope_torch.posgen.stacked import StackedPosGen  # noqa: E402
 from rrope_torch.posgen.train import masked_loss  # noqa: E402
 
 # Worked by hand from the docstring of posgen/data.py (seeds 1 2 3, sum mod 10).
@@ -173,6 +175,118 @@ def test_model_is_causal(variant):
     assert torch.equal(ya[:, :12], yb[:, :12]) and not torch.allclose(ya[:, 12:], yb[:, 12:])
 
 
+# Stacked runs (posgen/stacked.py) must compute what separate models compute. In float64 the only
+# difference is the summation order of baddbmm vs. linear: ~eps64 = 2.2e-16 relative per op, a few
+# hundred ops deep in a forward pass -> below STACK_RTOL. Training: AdamW divides each update by
+# sqrt(v), which amplifies rounding where a gradient is near zero; after the 6 steps below the
+# weights differ by at most 1.4e-12 (measured, relative), so TRAIN_RTOL leaves a 700x margin. A
+# real defect (a member reading another's data or weights, coupled gradients, a shared rotation)
+# moves weights by about one learning rate (3e-3), six orders of magnitude above either bound.
+STACK_RTOL, TRAIN_RTOL = 1e-12, 1e-9
+
+
+def test_stacked_members_equal_their_models():
+    torch.set_default_dtype(torch.float64)
+    try:
+        variants = ["rope", "resonance", "resonance", "yarn", "nope"]
+        models = []
+        for i, v in enumerate(variants):
+            torch.manual_seed(i)
+            models.append(PosGenTransformer(17, rope_config(v, 16, 8, 24), **TINY).eval())
+        stacked = StackedPosGen(models).eval()
+        assert [(a, b) for a, b, _ in stacked.groups] == [(0, 1), (1, 3), (3, 4), (4, 5)]
+        tokens = torch.randint(0, 17, (5, 3, 24), generator=torch.Generator().manual_seed(0))
+        out = stacked(tokens)
+        for e, m in enumerate(models):
+            want = m(tokens[e])
+            assert torch.allclose(out[e], want, rtol=STACK_RTOL, atol=STACK_RTOL), variants[e]
+            sd = stacked.member_state_dict(e)
+            assert all(torch.equal(sd[n], p) for n, p in m.state_dict().items())
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def _train_alone(task, variant, seed, proto):
+    """The protocol for one model, written out with PosGenTransformer (the reference for stacking)."""
+    import math
+
+    rule = dict(p=proto.p, j=proto.j, k=proto.k, fn=proto.fn)
+    train = torch.from_numpy(
+        generate(task, proto.n_train, proto.train_len, seed=np.random.default_rng([seed, 0]), **rule)
+    )
+    torch.manual_seed(seed)
+    model = PosGenTransformer(
+        proto.p, proto.rope_config(variant), n_layers=proto.n_layers, d_model=proto.d_model, n_heads=proto.n_heads
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=proto.lr, weight_decay=proto.weight_decay)
+    steps = proto.epochs * math.ceil(proto.n_train / proto.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, proto.lr, total_steps=steps, pct_start=proto.pct_start)
+    mask = torch.from_numpy(loss_mask(proto.train_len, proto.j, proto.k))
+    shuffle, losses = torch.Generator().manual_seed(seed), []
+    for _ in range(proto.epochs):
+        for idx in torch.randperm(proto.n_train, generator=shuffle).split(proto.batch_size):
+            loss = masked_loss(model(train[idx][:, :-1]), train[idx], mask)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+    return model, losses
+
+
+def test_stacked_training_equals_training_alone(monkeypatch):
+    """Whole runs: each member of a stack ends with the weights it reaches when trained alone."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        proto = posgen_train.Protocol(
+            n_layers=1, d_model=32, n_heads=2, n_train=48, n_test=8, epochs=2, batch_size=16,
+            train_len=16, test_len=32, lr=3e-3, dropout=0.0,
+        )  # fmt: skip
+        runs = [("rope", 0), ("resonance_yarn", 1), ("resonance_yarn", 2), ("nope", 1)]
+        kept = {}
+        real_eval = posgen_train.evaluate
+
+        def keep(model, *a, **kw):
+            kept["model"] = model
+            return real_eval(model, *a, **kw)
+
+        monkeypatch.setattr(posgen_train, "evaluate", keep)
+        recs = posgen_train.train_runs("semi_recursive", runs, proto)
+        for e, (variant, seed) in enumerate(runs):
+            alone, _ = _train_alone("semi_recursive", variant, seed, proto)
+            got = kept["model"].member_state_dict(e)
+            for name, want in alone.state_dict().items():
+                assert torch.allclose(got[name], want, rtol=TRAIN_RTOL, atol=TRAIN_RTOL), (variant, seed, name)
+            assert recs[e]["trained_with"] == [
+                "rope/seed0",
+                "resonance_yarn/seed1",
+                "resonance_yarn/seed2",
+                "nope/seed1",
+            ]
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_stacks_group_by_task_and_balance():
+    todo = [(t, v, s) for t in ("cot", "recursive") for s in range(3) for v in ("rope", "yarn")]
+    stacks = _stacks(todo, 4)
+    assert [(t, len(r)) for t, r in stacks] == [("cot", 3), ("cot", 3), ("recursive", 3), ("recursive", 3)]
+    assert stacks[0][1] == [("rope", 0), ("rope", 1), ("rope", 2)]
+    assert _stacks(todo, 1)[0] == ("cot", [("rope", 0)]) and len(_stacks(todo, 1)) == 12
+    assert [len(r) for _, r in _stacks(todo, 100)] == [6, 6]
+
+
+def test_stack_flag_writes_each_run_with_its_stack(tmp_path):
+    out = tmp_path / "res"
+    assert (
+        _posgen("--tasks", "cot", "--variants", "rope,resonance", "--seeds", "2", "--stack", "4", "--out", str(out))
+        == 0
+    )
+    rec = json.loads((out / "runs" / "cot-resonance-seed1.json").read_text())
+    assert rec["trained_with"] == ["rope/seed0", "rope/seed1", "resonance/seed0", "resonance/seed1"]
+    assert rec["tf32"] is False and len(rec["train_loss_by_epoch"]) == 2
+
+
 TINY_FLAGS = [
     "--epochs", "2", "--n-train", "64", "--n-test", "8", "--batch-size", "16", "--layers", "1",
     "--d-model", "32", "--heads", "2", "--train-len", "16", "--test-len", "32", "--lr", "3e-3",
@@ -223,15 +337,15 @@ def test_resume_skips_existing_runs(tmp_path, monkeypatch):
     assert _posgen(*flags) == 0
     (out / "runs" / "cot-yarn-seed0.json").unlink()
     calls = []
-    real = posgen_train.train_and_evaluate
+    real = posgen_train.train_runs
 
-    def counting(task, variant, seed, *a, **kw):
-        calls.append((task, variant, seed))
-        return real(task, variant, seed, *a, **kw)
+    def counting(task, runs, *a, **kw):
+        calls.append((task, runs))
+        return real(task, runs, *a, **kw)
 
-    monkeypatch.setattr(posgen_train, "train_and_evaluate", counting)
+    monkeypatch.setattr(posgen_train, "train_runs", counting)
     assert _posgen(*flags) == 0
-    assert calls == [("cot", "yarn", 0)]
+    assert calls == [("cot", [("yarn", 0)])]
     assert _posgen(*flags) == 0 and len(calls) == 1  # everything on disk now
 
 
@@ -304,7 +418,7 @@ def test_bad_flags_are_argparse_errors(argv, flag, capsys):
     ],
 )
 def test_inconsistent_flags_fail_before_any_work(argv, flag, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(posgen_train, "train_and_evaluate", lambda *a, **k: pytest.fail("trained on bad input"))
+    monkeypatch.setattr(posgen_train, "train_runs", lambda *a, **k: pytest.fail("trained on bad input"))
     assert main(["posgen", "--out", str(tmp_path / "x"), *argv]) == 2
     assert flag in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

@@ -25,6 +25,7 @@ __all__ = ["add_arguments", "run", "resolve"]
 _DEFAULT_VARIANTS = "rope,resonance,yarn,resonance_yarn"
 _QUICK_TASKS, _QUICK_SEEDS = "cot", 3
 _PAPER_TASKS, _PAPER_SEEDS = "recursive,cot,semi_recursive", 5
+_CUDA_STACK = 20
 
 #: flag -> (Protocol field, kind, help). Kinds: "int" > 0, "pos" > 0, "nonneg" >= 0, "frac" in [0, 1),
 #: "unit" in (0, 1).
@@ -143,6 +144,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "several GPUs, workers take the GPUs round-robin; several jobs may also share one GPU",
     )
     parser.add_argument(
+        "--stack",
+        type=_number("int"),
+        help=f"train up to N runs of one task together as one stacked model (the same math per run, one "
+        f"kernel launch for all: PosGen models are too small to fill a GPU; default 1 on CPU, {_CUDA_STACK} "
+        "on CUDA, which needs about 1.5 GB of GPU memory per paper-sized run)",
+    )
+    parser.add_argument(
+        "--tf32",
+        action="store_true",
+        help="let CUDA float32 matmuls use TensorFloat-32 (faster; recorded in each run's JSON)",
+    )
+    parser.add_argument(
         "--threads", type=_number("int"), help="torch CPU threads per run (default: 1 when --jobs > 1, else torch's)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -217,7 +230,7 @@ def _command(args: argparse.Namespace, tasks, seeds) -> str:
     parts += ["--tasks", ",".join(tasks), "--variants", ",".join(args.variants), "--seeds", str(len(seeds))]
     if seeds[0]:
         parts += ["--seed-start", str(seeds[0])]
-    parts += ["--device", args.device, "--out", str(args.out)]
+    parts += ["--device", args.device, "--out", str(args.out)] + (["--tf32"] if args.tf32 else [])
     for flag, (field, *_) in {"--fn": ("fn",), **_PROTOCOL_FLAGS}.items():
         if getattr(args, field) is not None:
             parts += [flag, str(getattr(args, field))]
@@ -245,15 +258,32 @@ def _init_worker(devices, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_to_file(task: str, variant: str, seed: int, proto: dict, out: str, device=None, on_epoch=None) -> dict:
-    """Train and evaluate one run and write its JSON (the unit of work of every worker)."""
+def _stacks(todo: list[tuple[str, str, int]], size: int) -> list[tuple[str, list[tuple[str, int]]]]:
+    """Group the runs to do into ``(task, [(variant, seed), ...])`` of at most ``size`` runs, one task
+    each, members ordered by variant (consecutive members with one encoding share a rotation call)."""
+    by_task: dict[str, list[tuple[str, int]]] = {}
+    for task, variant, seed in todo:
+        by_task.setdefault(task, []).append((variant, seed))
+    out = []
+    for task, runs in by_task.items():
+        order = {v: i for i, v in enumerate(dict.fromkeys(v for v, _ in runs))}
+        runs.sort(key=lambda r: (order[r[0]], r[1]))
+        n_stacks = -(-len(runs) // size)
+        per = -(-len(runs) // n_stacks)  # balanced: 20 runs at --stack 16 -> 10 + 10, not 16 + 4
+        out += [(task, runs[i : i + per]) for i in range(0, len(runs), per)]
+    return out
+
+
+def _run_stack_to_files(task: str, runs, proto: dict, out: str, tf32: bool, device=None, on_epoch=None) -> list[dict]:
+    """Train and evaluate one stack of runs and write one JSON per run (the unit of work of every worker)."""
     from .report import run_path, write_json
-    from .train import Protocol, train_and_evaluate
+    from .train import Protocol, train_runs
 
     device = device or _WORKER["device"]
-    rec = train_and_evaluate(task, variant, seed, Protocol(**proto), device=device, on_epoch=on_epoch)
-    write_json(run_path(Path(out), task, variant, seed), rec)
-    return rec
+    recs = train_runs(task, list(runs), Protocol(**proto), device=device, tf32=tf32, on_epoch=on_epoch)
+    for rec in recs:
+        write_json(run_path(Path(out), task, rec["variant"], rec["seed"]), rec)
+    return recs
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -268,6 +298,7 @@ def _sweep(args: argparse.Namespace) -> int:
     proto, tasks, variants, seeds, device = resolve(args)
     jobs = args.jobs or (2 if args.quick and device == "cpu" else 1)
     threads = args.threads or (1 if jobs > 1 else None)
+    stack = args.stack or (1 if device == "cpu" else _CUDA_STACK)
     plan = [(t, v, s) for t in tasks for s in seeds for v in variants]
     todo = []
     for key in plan:
@@ -284,35 +315,42 @@ def _sweep(args: argparse.Namespace) -> int:
                 f"holds {path.name} of another protocol (differs in {diff}): use another --out",
                 RopeInputError,
             )
+    work = _stacks(todo, stack)
     print(
         f"rrope posgen: {len(plan)} runs, {len(plan) - len(todo)} already in {args.out}, {len(todo)} to run "
-        f"on {device} ({jobs} at a time, {threads or torch.get_num_threads()} CPU threads each)",
+        f"on {device} as {len(work)} stack(s) of up to {stack} ({jobs} at a time, "
+        f"{threads or torch.get_num_threads()} CPU threads each)",
         flush=True,
     )
     bar = _progress(len(plan), len(plan) - len(todo), args.no_progress)
 
-    def done(name: str, rec: dict) -> None:
-        bar.write(f"{name}: ID {rec['id_acc']:.3f} OOD {rec['ood_acc']:.3f} ({rec['wall_s']:.0f} s)")
-        bar.update()
+    def done(recs: list[dict]) -> None:
+        for rec in recs:
+            name = f"{rec['task']}/{rec['variant']}/seed{rec['seed']}"
+            bar.write(f"{name}: ID {rec['id_acc']:.3f} OOD {rec['ood_acc']:.3f} ({rec['wall_s']:.0f} s)")
+            bar.update()
 
     if jobs == 1:
         if threads:
             torch.set_num_threads(threads)
-        for task, variant, seed in todo:
-            name = f"{task}/{variant}/seed{seed}"
+        for task, runs in work:
+            name = f"{task}/{runs[0][0]}/seed{runs[0][1]}" + (f" +{len(runs) - 1}" if len(runs) > 1 else "")
             bar.set_postfix_str(name)
 
-            def on_epoch(epoch, loss, name=name):
-                bar.set_postfix_str(f"{name} epoch {epoch + 1}/{proto.epochs} loss {loss:.3f}")
+            def on_epoch(epoch, losses, name=name):
+                bar.set_postfix_str(f"{name} epoch {epoch + 1}/{proto.epochs} loss {sum(losses) / len(losses):.3f}")
 
-            done(name, _run_to_file(task, variant, seed, proto.to_dict(), str(args.out), device, on_epoch))
-    elif todo:
+            done(_run_stack_to_files(task, runs, proto.to_dict(), str(args.out), args.tf32, device, on_epoch))
+    elif work:
         ctx = multiprocessing.get_context("spawn")
         devices = _device_queue(ctx, device, jobs)
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(devices, threads)) as pool:
-            futures = {pool.submit(_run_to_file, *key, proto.to_dict(), str(args.out)): key for key in todo}
+            futures = [
+                pool.submit(_run_stack_to_files, task, runs, proto.to_dict(), str(args.out), args.tf32)
+                for task, runs in work
+            ]
             for fut in as_completed(futures):
-                done("/".join(map(str, futures[fut][:2])) + f"/seed{futures[fut][2]}", fut.result())
+                done(fut.result())
     bar.close()
     runs = [json.loads(run_path(args.out, *key).read_text()) for key in plan]
     summary = write_reports(runs, args.out, _command(args, tasks, seeds))

@@ -13,10 +13,15 @@ Determinism: for one seed, every variant gets the same data, the same initial we
 same batch order (``torch.manual_seed(seed)`` before the model is built, a seeded generator for
 shuffling, NumPy generators seeded ``[seed, split]``). On CPU reruns are bitwise equal; on CUDA,
 up to the non-determinism of atomic-add kernels.
+
+Runs of one task are trained together as one :class:`~.stacked.StackedPosGen` (``train_runs``;
+``rrope posgen --stack``): the same computation per run, many runs per kernel launch. Each record
+names the runs it was trained with (``trained_with``): with dropout, the masks depend on them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -28,8 +33,9 @@ import torch.nn.functional as F
 
 from .data import generate, loss_mask
 from .model import PosGenTransformer, rope_config
+from .stacked import StackedPosGen
 
-__all__ = ["Protocol", "QUICK", "PAPER", "train_and_evaluate", "evaluate", "masked_loss"]
+__all__ = ["Protocol", "QUICK", "PAPER", "train_runs", "train_and_evaluate", "evaluate", "masked_loss", "build_models"]
 
 
 @dataclass(frozen=True)
@@ -95,35 +101,149 @@ QUICK = Protocol(
 
 
 def masked_loss(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of ``tokens[:, 1:]`` under ``logits`` (of ``tokens[:, :-1]``) where ``mask[1:]``."""
+    """Mean cross-entropy of ``tokens[..., 1:]`` under ``logits`` (of ``tokens[..., :-1]``) where ``mask[1:]``.
+
+    ``tokens`` ``(B, L)`` gives a scalar; ``(E, B, L)`` (stacked runs) gives one mean per member ``(E,)``.
+    """
     target_mask = mask[1:]
-    ce = F.cross_entropy(logits[:, target_mask].flatten(0, 1), tokens[:, 1:][:, target_mask].flatten())
-    return ce
+    logits, targets = logits[..., target_mask, :], tokens[..., 1:][..., target_mask]
+    ce = F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none")
+    return ce.view(targets.shape[:-2] + (-1,)).mean(-1)
 
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, tokens: torch.Tensor, train_len: int, scored_from: int, batch_size: int = 256
-) -> dict:
-    """Teacher-forced accuracy of ``model`` on ``tokens`` ``(n, test_len)``.
+    model: StackedPosGen, tokens: torch.Tensor, train_len: int, scored_from: int, batch_size: int = 256
+) -> list[dict]:
+    """Teacher-forced accuracy of each member of ``model`` on its ``tokens[e]`` ``(E, n, test_len)``.
 
-    Returns ``acc_by_position`` (a list, ``None`` for the unscored seed positions), ``id_acc``
-    (positions ``scored_from .. train_len-1``) and ``ood_acc`` (``train_len .. test_len-1``).
+    Returns per member ``acc_by_position`` (a list, ``None`` for the unscored seed positions),
+    ``id_acc`` (positions ``scored_from .. train_len-1``) and ``ood_acc`` (``train_len .. test_len-1``).
     """
     model.eval()
-    n, length = tokens.shape
-    correct = torch.zeros(length - 1, dtype=torch.float64)
+    n_members, n, length = tokens.shape
+    correct = torch.zeros(n_members, length - 1, dtype=torch.float64)
     for i in range(0, n, batch_size):
-        x = tokens[i : i + batch_size]
-        pred = model(x[:, :-1]).argmax(-1)
-        correct += (pred == x[:, 1:]).sum(0).to("cpu", torch.float64)
-    acc = np.concatenate([[np.nan], (correct / n).numpy()])
-    acc[:scored_from] = np.nan
-    return {
-        "id_acc": float(np.mean(acc[scored_from:train_len])),
-        "ood_acc": float(np.mean(acc[train_len:])),
-        "acc_by_position": [None if np.isnan(a) else float(a) for a in acc],
-    }
+        x = tokens[:, i : i + batch_size]
+        pred = model(x[..., :-1]).argmax(-1)
+        correct += (pred == x[..., 1:]).sum(1).to("cpu", torch.float64)
+    out = []
+    for row in (correct / n).numpy():
+        acc = np.concatenate([[np.nan], row])
+        acc[:scored_from] = np.nan
+        out.append(
+            {
+                "id_acc": float(np.mean(acc[scored_from:train_len])),
+                "ood_acc": float(np.mean(acc[train_len:])),
+                "acc_by_position": [None if np.isnan(a) else float(a) for a in acc],
+            }
+        )
+    return out
+
+
+def build_models(task_vocab: int, runs: list[tuple[str, int]], proto: Protocol) -> list[PosGenTransformer]:
+    """One :class:`PosGenTransformer` per ``(variant, seed)``, initialised under ``torch.manual_seed(seed)``
+    (so one seed gives every variant the same initial weights)."""
+    models = []
+    for variant, seed in runs:
+        torch.manual_seed(seed)
+        models.append(
+            PosGenTransformer(
+                task_vocab,
+                proto.rope_config(variant),
+                n_layers=proto.n_layers,
+                d_model=proto.d_model,
+                n_heads=proto.n_heads,
+                dropout=proto.dropout,
+            )
+        )
+    return models
+
+
+def train_runs(
+    task: str,
+    runs: list[tuple[str, int]],
+    proto: Protocol = PAPER,
+    *,
+    device: str | torch.device = "cpu",
+    tf32: bool = False,
+    on_epoch: Callable[[int, list[float]], None] | None = None,
+) -> list[dict]:
+    """Train the ``(variant, seed)`` runs of ``task`` as one :class:`StackedPosGen` and evaluate them.
+
+    Each run sees its own seed's data and batch order, as if trained alone. ``tf32`` lets CUDA
+    matmuls use TensorFloat-32 (10-bit mantissa inputs, float32 accumulation). Returns one
+    JSON-safe record per run, in order.
+    """
+    start = time.perf_counter()
+    device = torch.device(device)
+    rule = dict(p=proto.p, j=proto.j, k=proto.k, fn=proto.fn)
+    data = {}
+    for _, seed in runs:
+        if seed not in data:
+            train = generate(task, proto.n_train, proto.train_len, seed=np.random.default_rng([seed, 0]), **rule)
+            test = generate(task, proto.n_test, proto.test_len, seed=np.random.default_rng([seed, 1]), **rule)
+            data[seed] = torch.from_numpy(train), torch.from_numpy(test)
+    train_t = torch.stack([data[s][0] for _, s in runs]).to(device)
+    test_t = torch.stack([data[s][1] for _, s in runs]).to(device)
+    model = StackedPosGen(build_models(proto.p, runs, proto)).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=proto.lr, weight_decay=proto.weight_decay)
+    steps = math.ceil(proto.n_train / proto.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=proto.lr, total_steps=proto.epochs * steps, pct_start=proto.pct_start, anneal_strategy="cos"
+    )
+    mask = torch.from_numpy(loss_mask(proto.train_len, proto.j, proto.k)).to(device)
+    shuffles = [torch.Generator().manual_seed(seed) for _, seed in runs]
+    members = torch.arange(len(runs), device=device)[:, None]
+    losses, epoch_s = [], []
+    with _matmul_tf32(tf32):
+        for epoch in range(proto.epochs):
+            tick = time.perf_counter()
+            model.train()
+            total = torch.zeros(len(runs), device=device)
+            order = torch.stack([torch.randperm(proto.n_train, generator=g) for g in shuffles]).to(device)
+            for idx in order.split(proto.batch_size, dim=1):
+                x = train_t[members, idx]  # (E, batch, train_len): member e's own sequences
+                loss = masked_loss(model(x[..., :-1]), x, mask)
+                opt.zero_grad(set_to_none=True)
+                loss.sum().backward()  # members are independent: d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
+                opt.step()
+                sched.step()
+                total += loss.detach() * idx.shape[1]
+            losses.append((total / proto.n_train).tolist())  # waits for the device: epoch_s is honest
+            epoch_s.append(round(time.perf_counter() - tick, 3))
+            if on_epoch is not None:
+                on_epoch(epoch, losses[-1])
+        train_s = time.perf_counter() - start
+        metrics = evaluate(model, test_t, proto.train_len, proto.j + proto.k)
+    wall_s = round(time.perf_counter() - start, 3)
+    n_params = sum(p[0].numel() for p in model.parameters())
+    stack = [f"{v}/seed{s}" for v, s in runs]
+    return [
+        {
+            "task": task,
+            "variant": variant,
+            "seed": seed,
+            "protocol": proto.to_dict(),
+            "rope": _rope_dict(proto, variant),
+            **metrics[e],
+            "train_loss_by_epoch": [row[e] for row in losses],
+            "epoch_s": epoch_s,
+            "n_params": n_params,
+            "device": str(device),
+            "tf32": bool(tf32 and device.type == "cuda"),
+            "trained_with": stack,
+            "torch": torch.__version__,
+            "train_s": round(train_s, 3),
+            "wall_s": wall_s,
+        }
+        for e, (variant, seed) in enumerate(runs)
+    ]
+
+
+def _rope_dict(proto: Protocol, variant: str) -> dict | None:
+    cfg = proto.rope_config(variant)
+    return None if cfg is None else cfg.to_dict()
 
 
 def train_and_evaluate(
@@ -136,55 +256,15 @@ def train_and_evaluate(
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> dict:
     """Train one model and evaluate it; returns the JSON-safe result record of the run."""
-    start = time.perf_counter()
-    device = torch.device(device)
-    rule = dict(p=proto.p, j=proto.j, k=proto.k, fn=proto.fn)
-    train = generate(task, proto.n_train, proto.train_len, seed=np.random.default_rng([seed, 0]), **rule)
-    test = generate(task, proto.n_test, proto.test_len, seed=np.random.default_rng([seed, 1]), **rule)
-    train_t, test_t = torch.from_numpy(train).to(device), torch.from_numpy(test).to(device)
-    cfg = proto.rope_config(variant)
-    torch.manual_seed(seed)
-    model = PosGenTransformer(
-        proto.p, cfg, n_layers=proto.n_layers, d_model=proto.d_model, n_heads=proto.n_heads, dropout=proto.dropout
-    ).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=proto.lr, weight_decay=proto.weight_decay)
-    steps = math.ceil(proto.n_train / proto.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=proto.lr, total_steps=proto.epochs * steps, pct_start=proto.pct_start, anneal_strategy="cos"
-    )
-    mask = torch.from_numpy(loss_mask(proto.train_len, proto.j, proto.k)).to(device)
-    shuffle = torch.Generator().manual_seed(seed)
-    losses, epoch_s = [], []
-    for epoch in range(proto.epochs):
-        tick = time.perf_counter()
-        model.train()
-        total = torch.zeros((), device=device)
-        for idx in torch.randperm(proto.n_train, generator=shuffle).split(proto.batch_size):
-            x = train_t[idx.to(device)]
-            loss = masked_loss(model(x[:, :-1]), x, mask)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.detach() * len(idx)
-        losses.append(float(total) / proto.n_train)  # float() waits for the device: epoch_s is honest
-        epoch_s.append(round(time.perf_counter() - tick, 3))
-        if on_epoch is not None:
-            on_epoch(epoch, losses[-1])
-    train_s = time.perf_counter() - start
-    metrics = evaluate(model, test_t, proto.train_len, proto.j + proto.k)
-    return {
-        "task": task,
-        "variant": variant,
-        "seed": seed,
-        "protocol": proto.to_dict(),
-        "rope": None if cfg is None else cfg.to_dict(),
-        **metrics,
-        "train_loss_by_epoch": losses,
-        "epoch_s": epoch_s,
-        "n_params": sum(p.numel() for p in model.parameters()),
-        "device": str(device),
-        "torch": torch.__version__,
-        "train_s": round(train_s, 3),
-        "wall_s": round(time.perf_counter() - start, 3),
-    }
+    hook = None if on_epoch is None else (lambda epoch, losses: on_epoch(epoch, losses[0]))
+    return train_runs(task, [(variant, seed)], proto, device=device, on_epoch=hook)[0]
+
+
+@contextlib.contextmanager
+def _matmul_tf32(enabled: bool):
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old

@@ -1,0 +1,120 @@
+"""Several PosGen runs trained as one: :class:`PosGenTransformer` members stacked on a leading axis.
+
+A PosGen model is far too small to fill a GPU (one run is bound by kernel launches, not FLOPs), so
+the runs of one task are trained together: every parameter gets a leading member axis ``E``,
+linear layers become batched matmuls (``baddbmm``), and each member's q and k are rotated by its
+own :class:`rrope_torch.RotaryEmbedding`. The members never interact: the training loss is the
+sum of the members' losses, so each member's gradient is the gradient of its own loss, and AdamW
+is elementwise. Member ``i`` therefore computes exactly what ``models[i]`` computes (up to float
+rounding of the batched matmuls; ``tests/backends/test_torch_posgen.py`` checks forward passes and
+whole training runs against separately trained models). Dropout masks are drawn for the whole
+stack, so with dropout > 0 a run's masks depend on which runs share its stack (recorded in its JSON).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rrope_core.errors import RopeInputError, bad
+
+from ..module import RotaryEmbedding
+from .model import PosGenTransformer
+
+__all__ = ["StackedPosGen"]
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")  # ParameterDict keys cannot hold dots
+
+
+class StackedPosGen(nn.Module):
+    """``(E, B, L)`` int tokens -> ``(E, B, L, vocab)`` logits, member ``e`` = ``models[e]``.
+
+    Built from ``models`` (same sizes; position encodings may differ): their parameters are copied,
+    so each member starts from its model's initial weights.
+    """
+
+    def __init__(self, models: list[PosGenTransformer]):
+        super().__init__()
+        if not models:
+            raise bad("models", "[]", "must hold at least one PosGenTransformer", RopeInputError)
+        first = models[0]
+        shapes = {n: p.shape for n, p in first.named_parameters()}
+        for i, m in enumerate(models):
+            if {n: p.shape for n, p in m.named_parameters()} != shapes:
+                raise bad(f"models[{i}]", type(m).__name__, "must have the sizes of models[0]", RopeInputError)
+        self.n_layers = len(first.blocks)
+        self.n_heads = first.blocks[0].attn.n_heads if self.n_layers else 1
+        self.dropout = first.drop.p
+        self.vocab, self.d_model = first.embed.weight.shape
+        self.params = nn.ParameterDict(
+            {
+                _key(n): nn.Parameter(torch.stack([dict(m.named_parameters())[n].detach() for m in models]))
+                for n in shapes
+            }
+        )
+        # Runs of consecutive members with one position encoding are rotated together.
+        fingerprints = [None if m.rope is None else m.rope.fingerprint for m in models]
+        self.groups: list[tuple[int, int, RotaryEmbedding | None]] = []
+        for _, run in itertools.groupby(range(len(models)), key=fingerprints.__getitem__):
+            idx = list(run)
+            rope = models[idx[0]].rope
+            self.groups.append((idx[0], idx[-1] + 1, None if rope is None else RotaryEmbedding(rope)))
+        self.register_buffer("vocab_offset", torch.arange(len(models)) * self.vocab, persistent=False)
+
+    @property
+    def n_members(self) -> int:
+        return len(self.vocab_offset)
+
+    def member_state_dict(self, e: int) -> dict[str, torch.Tensor]:
+        """Member ``e``'s weights as a :class:`PosGenTransformer` ``state_dict`` (copies)."""
+        return {k.replace("__", "."): p[e].detach().clone() for k, p in self.params.items()}
+
+    def _p(self, name: str) -> torch.Tensor:
+        return self.params[_key(name)]
+
+    def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """``x @ W_e^T + b_e`` per member; ``W`` is ``(E, out, in)`` as in ``nn.Linear``."""
+        w, b = self._p(name + ".weight"), self._p(name + ".bias")
+        e, *mid, d_in = x.shape
+        y = torch.baddbmm(b[:, None, :], x.reshape(e, -1, d_in), w.transpose(1, 2))
+        return y.view(e, *mid, w.shape[1])
+
+    def _layer_norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        y = F.layer_norm(x, x.shape[-1:])
+        return y * self._p(name + ".weight")[:, None, None, :] + self._p(name + ".bias")[:, None, None, :]
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return F.dropout(x, self.dropout, self.training)
+
+    def _attention(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        e, b, length, d = x.shape
+        qkv = self._linear(x, f"blocks.{i}.attn.qkv").view(e * b, length, 3, self.n_heads, d // self.n_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
+        pos = torch.arange(length, device=x.device)
+        qs, ks = [], []
+        for start, end, rotary in self.groups:
+            rows = slice(start * b, end * b)
+            qg, kg = q[rows], k[rows]
+            if rotary is not None:
+                qg, kg = rotary(qg, kg, pos)
+            qs.append(qg)
+            ks.append(kg)
+        q, k = (torch.cat(qs), torch.cat(ks)) if len(self.groups) > 1 else (qs[0], ks[0])
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        return self._linear(y.transpose(1, 2).reshape(e, b, length, d), f"blocks.{i}.attn.out")
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.ndim != 3 or tokens.shape[0] != self.n_members:
+            raise bad("tokens.shape", tuple(tokens.shape), f"must be (E={self.n_members}, B, L)", RopeInputError)
+        table = self._p("embed.weight").flatten(0, 1)  # (E*vocab, d): member e's rows start at e*vocab
+        x = self._drop(F.embedding(tokens + self.vocab_offset[:, None, None], table))
+        for i in range(self.n_layers):
+            x = x + self._drop(self._attention(self._layer_norm(x, f"blocks.{i}.ln1"), i))
+            h = F.gelu(self._linear(self._layer_norm(x, f"blocks.{i}.ln2"), f"blocks.{i}.mlp.0"))
+            x = x + self._drop(self._linear(h, f"blocks.{i}.mlp.2"))
+        return self._linear(self._layer_norm(x, "ln_f"), "head")
