@@ -14,7 +14,7 @@ from rrope_core.errors import RopeInputError, bad
 from rrope_core.inputs import check_call
 from rrope_core.rotation import resolve_seq_len
 
-from .fused import IMPLS, default_impl, fused_rotary, kernel_plan
+from .fused import IMPLS, call_key, default_impl, fast_call, fused_rotary, kernel_plan, remember
 from .phases import phases
 
 __all__ = ["rotate", "apply_rotary", "inverse_rotary", "apply_rotary_", "apply_rotary_qk", "cos_sin", "prepare"]
@@ -134,11 +134,17 @@ def _plan(x, pos, impl):
 
 
 def _rotary(x, positions, cfg, seq_len, impl, inverse: bool, inplace: bool):
+    key = call_key(x, None, positions, cfg, seq_len, impl, inplace, inverse)
+    fast = fast_call(key, x, None, positions, cfg, inverse, inplace)
+    if fast is not None:
+        return fast
     name = "y" if inverse else "x"
     pos, seq_len = prepare(x, positions, cfg, seq_len, name)
     plan = _plan(x, pos, impl)
     if plan is not None:
-        return fused_rotary(x, None, plan[1], cfg, seq_len, plan[0], inverse=inverse, inplace=inplace)
+        out = fused_rotary(x, None, plan[1], cfg, seq_len, plan[0], inverse=inverse, inplace=inplace)
+        remember(key, plan[0], plan[1], seq_len)
+        return out
     cos, sin, a = _cos_sin_for(x, pos, cfg, seq_len)
     if inverse:
         sin, a = -sin, 1.0 / a
@@ -174,11 +180,17 @@ def apply_rotary_qk(
     q, k, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, inplace: bool = False, impl: str | None = None
 ):
     """Rotate q and k (head counts may differ) at the same positions: one kernel launch on CUDA."""
+    key = call_key(q, k, positions, cfg, seq_len, impl, inplace, False)
+    fast = fast_call(key, q, k, positions, cfg, False, inplace)
+    if fast is not None:
+        return fast
     pos, seq_len = prepare(q, positions, cfg, seq_len, "q")
     prepare(k, pos, cfg, seq_len, "k")
     pq, pk = _plan(q, pos, impl), _plan(k, pos, impl)
     if pq is not None and pk is not None and pq[0] == pk[0] and q.dtype == k.dtype:
-        return fused_rotary(q, k, pq[1], cfg, seq_len, pq[0], inplace=inplace)
+        out = fused_rotary(q, k, pq[1], cfg, seq_len, pq[0], inplace=inplace)
+        remember(key, pq[0], pq[1], seq_len)
+        return out
     rotate_one = apply_rotary_ if inplace else apply_rotary
     return rotate_one(q, pos, cfg, seq_len, impl=impl), rotate_one(k, pos, cfg, seq_len, impl=impl)
 

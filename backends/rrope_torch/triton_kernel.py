@@ -15,6 +15,7 @@ import functools
 import math
 import os
 
+import torch
 import triton
 import triton.language as tl
 from triton.language.extra import libdevice
@@ -190,13 +191,22 @@ def launch_params(s: int, b: int, hq: int, hk: int, p: int) -> tuple[int, int, i
     return _launch_params(s, b, hq, hk, p, o.get("BLOCK_S", 16), o.get("TARGET", 2112), o.get("WARPS"))
 
 
+#: Compiled kernels by everything Triton specializes on (argument dtypes, pointer alignment, integer
+#: values, constexprs, device), so repeated calls skip Triton's Python launcher (argument binding and
+#: cache-key building: tens of microseconds, more than the GPU time of a small call). Cleared when
+#: it grows past 4096 entries. ``DIRECT_LAUNCH = False`` always goes through ``_rope_kernel[grid]``.
+_COMPILED: dict = {}
+DIRECT_LAUNCH = not (os.environ.get("TRITON_INTERPRET", "0") == "1")
+
+
 def rope_launch(q, k, q_out, k_out, pos, freq, step, *, rotary_dim: int, half: bool, resonance: bool,
-                scale: float, sin_sign: float, token_axis: int):  # fmt: skip
+                scale: float, sin_sign: float, token_axis: int, pos_strides=None):  # fmt: skip
     """Launch on 4-D ``q``/``k`` (``k`` may be None) whose last stride is 1.
 
     ``token_axis`` is 1 (``(B,S,H,D)``) or 2 (``(B,H,S,D)``); the other middle axis is heads.
-    ``pos`` is ``(B, S)`` with any strides (stride 0 where shared). ``freq`` holds the int64
-    periods (resonance) or float64 ``theta``; ``step`` the float32 ``2*pi/L`` (resonance) or None.
+    ``pos`` is ``(B, S)`` with any strides (stride 0 where shared), or any tensor read with
+    ``pos_strides = (batch stride, token stride)``. ``freq`` holds the int64 periods (resonance) or
+    float64 ``theta``; ``step`` the float32 ``2*pi/L`` (resonance) or None.
     """
     head_axis = 3 - token_axis
     b, s, d = q.shape[0], q.shape[token_axis], q.shape[-1]
@@ -208,17 +218,31 @@ def rope_launch(q, k, q_out, k_out, pos, freq, step, *, rotary_dim: int, half: b
     gq, gk = -(-hq // hg), -(-hk // hg)
     grid = (-(-s // block_s), b, gq + gk)
     passthrough = rotary_dim < d and q_out.data_ptr() != q.data_ptr()
+    qs, ks, qos, kos = q.stride(), kk.stride(), q_out.stride(), kko.stride()
+    ax = (0, head_axis, token_axis)
+    pointers = (q, kk, q_out, kko, pos, freq, freq if step is None else step)
+    ints = (s, hq, hk, gq, *(t[i] for t in (qs, ks, qos, kos) for i in ax), *(pos_strides or pos.stride()))
+    consts, const_values = _constexprs(p, half, resonance, passthrough, d, rotary_dim, block_s, hg)
+    args = pointers + ints + (float(scale), float(sin_sign))
+    if not DIRECT_LAUNCH or torch.compiler.is_compiling():
+        _rope_kernel[grid](*args, **consts, num_warps=warps)
+        return
+    key = (q.device, grid, warps, const_values, ints) + tuple((t.dtype, t.data_ptr() % 16) for t in pointers)
+    kernel = _COMPILED.get(key)
+    if kernel is None:
+        if len(_COMPILED) > 4096:
+            _COMPILED.clear()
+        _COMPILED[key] = _rope_kernel[grid](*args, **consts, num_warps=warps)  # compiles or finds; launches
+    else:
+        kernel[grid](*args, *const_values)
 
-    def st(t):
-        return t.stride(0), t.stride(head_axis), t.stride(token_axis)
 
-    _rope_kernel[grid](
-        q, kk, q_out, kko, pos, freq, freq if step is None else step,
-        s, hq, hk, gq,
-        *st(q), *st(kk), *st(q_out), *st(kko),
-        pos.stride(0), pos.stride(1),
-        float(scale), float(sin_sign),
-        P=p, BLOCK_P=_pow2(p), HALF=half, RESONANCE=resonance,
-        PASS=passthrough, D=d, BLOCK_PASS=_pow2(max(d - rotary_dim, 1)),
-        BLOCK_S=block_s, HG=hg, LIBDEVICE=_LIBDEVICE, num_warps=warps,
+@functools.lru_cache(maxsize=1024)
+def _constexprs(p, half, resonance, passthrough, d, rotary_dim, block_s, hg) -> tuple[dict, tuple]:
+    """The kernel's compile-time arguments by name, and their values in signature order (a compiled
+    kernel's launcher takes every parameter, constexprs included, positionally)."""
+    consts = dict(
+        P=p, BLOCK_P=_pow2(p), HALF=half, RESONANCE=resonance, PASS=passthrough, D=d,
+        BLOCK_PASS=_pow2(max(d - rotary_dim, 1)), BLOCK_S=block_s, HG=hg, LIBDEVICE=_LIBDEVICE,
     )  # fmt: skip
+    return consts, tuple(consts.values())

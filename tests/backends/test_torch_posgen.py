@@ -276,15 +276,20 @@ def test_stacks_group_by_task_and_balance():
     assert [len(r) for _, r in _stacks(todo, 100)] == [6, 6]
 
 
-def test_stack_flag_writes_each_run_with_its_stack(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_stack_flag_writes_each_run_with_its_stack(tmp_path, precision):
     out = tmp_path / "res"
-    assert (
-        _posgen("--tasks", "cot", "--variants", "rope,resonance", "--seeds", "2", "--stack", "4", "--out", str(out))
-        == 0
-    )
+    flags = ("--variants", "rope,resonance", "--seeds", "2", "--stack", "4", "--precision", precision)
+    assert _posgen("--tasks", "cot", *flags, "--out", str(out)) == 0
     rec = json.loads((out / "runs" / "cot-resonance-seed1.json").read_text())
     assert rec["trained_with"] == ["rope/seed0", "rope/seed1", "resonance/seed0", "resonance/seed1"]
-    assert rec["tf32"] is False and len(rec["train_loss_by_epoch"]) == 2
+    assert rec["precision"] == precision and len(rec["train_loss_by_epoch"]) == 2
+    assert all(np.isfinite(rec["train_loss_by_epoch"])) and 0 <= rec["ood_acc"] <= 1
+
+
+def test_unknown_precision_is_refused_before_training():
+    with pytest.raises(RopeInputError, match="^precision='fp8' is invalid"):
+        posgen_train.train_runs("cot", [("rope", 0)], posgen_train.QUICK, precision="fp8")
 
 
 TINY_FLAGS = [

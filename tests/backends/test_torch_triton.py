@@ -143,3 +143,42 @@ def test_cuda_phase_error_at_huge_positions():
     c, s = rr.cos_sin(cfg, pos.cpu().numpy())
     err = max(np.abs(out[:, first] - c).max(), np.abs(out[:, second] - s).max())
     assert err <= 2e-6, err
+
+
+@CUDA
+def test_repeat_calls_take_the_fast_path_and_launch_the_same_kernel(monkeypatch):
+    """A repeat call skips validation/planning (fused._RECIPES) and Triton's launcher
+    (triton_kernel._COMPILED); it must give bitwise the results of the full path."""
+    from rrope_torch import fused, triton_kernel
+
+    cfg = CFGS["resonance_yarn"]
+    q = torch.randn(2, 8, 33, 128, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(2, 2, 33, 128, device="cuda", dtype=torch.bfloat16)
+    pos = torch.arange(33, device="cuda")
+    fused._RECIPES.clear()
+    triton_kernel._COMPILED.clear()
+    first = rt.apply_rotary_qk(q, k, pos, cfg)
+    assert len(fused._RECIPES) == 1 and len(triton_kernel._COMPILED) == 1
+    calls = []
+    monkeypatch.setattr(rt.rotation, "prepare", lambda *a, **kw: calls.append(a) or pytest.fail("not fast"))
+    repeat = rt.apply_rotary_qk(q, k, pos, cfg)
+    far = rt.apply_rotary_qk(q, k, pos + 2**31 - 100, cfg)  # new values, same metadata: fast path
+    monkeypatch.undo()
+    monkeypatch.setattr(triton_kernel, "DIRECT_LAUNCH", False)
+    fused._RECIPES.clear()
+    plain = rt.apply_rotary_qk(q, k, pos, cfg)
+    for a, b, c in zip(first, repeat, plain, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    within_reference(far[0].cpu(), q.cpu(), (pos + 2**31 - 100).cpu(), cfg)
+    # Same shapes but bad metadata is a new key, so it is validated and refused as before.
+    with pytest.raises(rr.RopeInputError, match="^positions"):
+        rt.apply_rotary_qk(q, k, pos.float(), cfg)
+    # Through the fast path with autograd: backward is still the inverse rotation.
+    x = torch.randn(2, 8, 33, 128, device="cuda", requires_grad=True)
+    w = torch.randn_like(x)
+    for _ in range(2):  # the second call is the fast one
+        x.grad = None
+        (rt.apply_rotary(x, pos, cfg) * w).sum().backward()
+    a = rr.attention_factor(cfg)
+    want = a * a * rt.inverse_rotary(w, pos, cfg, impl="eager")
+    assert float((x.grad - want).abs().max()) <= 32 * 1.2e-7 * a * float(w.abs().max())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -151,9 +152,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "on CUDA, which needs about 1.5 GB of GPU memory per paper-sized run)",
     )
     parser.add_argument(
-        "--tf32",
-        action="store_true",
-        help="let CUDA float32 matmuls use TensorFloat-32 (faster; recorded in each run's JSON)",
+        "--precision",
+        choices=("fp32", "tf32", "bf16"),
+        default="fp32",
+        help="training arithmetic: fp32 (default), tf32 (CUDA matmuls with TensorFloat-32 inputs) or bf16 "
+        "(autocast; float32 weights and optimizer); recorded in each run's JSON",
     )
     parser.add_argument(
         "--threads", type=_number("int"), help="torch CPU threads per run (default: 1 when --jobs > 1, else torch's)"
@@ -230,7 +233,9 @@ def _command(args: argparse.Namespace, tasks, seeds) -> str:
     parts += ["--tasks", ",".join(tasks), "--variants", ",".join(args.variants), "--seeds", str(len(seeds))]
     if seeds[0]:
         parts += ["--seed-start", str(seeds[0])]
-    parts += ["--device", args.device, "--out", str(args.out)] + (["--tf32"] if args.tf32 else [])
+    parts += ["--device", args.device, "--out", str(args.out)] + (
+        [] if args.precision == "fp32" else ["--precision", args.precision]
+    )
     for flag, (field, *_) in {"--fn": ("fn",), **_PROTOCOL_FLAGS}.items():
         if getattr(args, field) is not None:
             parts += [flag, str(getattr(args, field))]
@@ -274,13 +279,15 @@ def _stacks(todo: list[tuple[str, str, int]], size: int) -> list[tuple[str, list
     return out
 
 
-def _run_stack_to_files(task: str, runs, proto: dict, out: str, tf32: bool, device=None, on_epoch=None) -> list[dict]:
+def _run_stack_to_files(
+    task: str, runs, proto: dict, out: str, precision: str, device=None, on_epoch=None
+) -> list[dict]:
     """Train and evaluate one stack of runs and write one JSON per run (the unit of work of every worker)."""
     from .report import run_path, write_json
     from .train import Protocol, train_runs
 
     device = device or _WORKER["device"]
-    recs = train_runs(task, list(runs), Protocol(**proto), device=device, tf32=tf32, on_epoch=on_epoch)
+    recs = train_runs(task, list(runs), Protocol(**proto), device=device, precision=precision, on_epoch=on_epoch)
     for rec in recs:
         write_json(run_path(Path(out), task, rec["variant"], rec["seed"]), rec)
     return recs
@@ -340,13 +347,13 @@ def _sweep(args: argparse.Namespace) -> int:
             def on_epoch(epoch, losses, name=name):
                 bar.set_postfix_str(f"{name} epoch {epoch + 1}/{proto.epochs} loss {sum(losses) / len(losses):.3f}")
 
-            done(_run_stack_to_files(task, runs, proto.to_dict(), str(args.out), args.tf32, device, on_epoch))
+            done(_run_stack_to_files(task, runs, proto.to_dict(), str(args.out), args.precision, device, on_epoch))
     elif work:
         ctx = multiprocessing.get_context("spawn")
         devices = _device_queue(ctx, device, jobs)
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(devices, threads)) as pool:
             futures = [
-                pool.submit(_run_stack_to_files, task, runs, proto.to_dict(), str(args.out), args.tf32)
+                pool.submit(_run_stack_to_files, task, runs, proto.to_dict(), str(args.out), args.precision)
                 for task, runs in work
             ]
             for fut in as_completed(futures):
@@ -359,14 +366,21 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 class _NoBar:
-    """What the sweep uses of a tqdm bar, for when tqdm is not installed or --no-progress is set."""
+    """What the sweep uses of a tqdm bar, for when tqdm is not installed or --no-progress is set:
+    finished runs are printed, and the status line at most once a minute (logs of long runs)."""
+
+    def __init__(self):
+        self._last = time.monotonic()
 
     def write(self, text: str) -> None:
         print(text, flush=True)
 
     def update(self, n: int = 1) -> None: ...
 
-    def set_postfix_str(self, text: str) -> None: ...
+    def set_postfix_str(self, text: str) -> None:
+        if time.monotonic() - self._last >= 60:
+            self._last = time.monotonic()
+            print(f"... {text}", flush=True)
 
     def close(self) -> None: ...
 

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rrope_core.errors import RopeInputError, bad
+
 from .data import generate, loss_mask
 from .model import PosGenTransformer, rope_config
 from .stacked import StackedPosGen
@@ -82,6 +84,9 @@ class Protocol:
             beta_slow=self.beta_slow,
         )
 
+
+#: Training arithmetic (``train_runs(precision=)``, ``rrope posgen --precision``).
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 #: The paper's setting (sec. 5.1; 5 seeds; tasks recursive, cot, semi_recursive).
 PAPER = Protocol()
@@ -166,15 +171,18 @@ def train_runs(
     proto: Protocol = PAPER,
     *,
     device: str | torch.device = "cpu",
-    tf32: bool = False,
+    precision: str = "fp32",
     on_epoch: Callable[[int, list[float]], None] | None = None,
 ) -> list[dict]:
     """Train the ``(variant, seed)`` runs of ``task`` as one :class:`StackedPosGen` and evaluate them.
 
-    Each run sees its own seed's data and batch order, as if trained alone. ``tf32`` lets CUDA
-    matmuls use TensorFloat-32 (10-bit mantissa inputs, float32 accumulation). Returns one
-    JSON-safe record per run, in order.
+    Each run sees its own seed's data and batch order, as if trained alone. ``precision``: ``fp32``;
+    ``tf32`` (CUDA matmuls with TensorFloat-32 inputs, float32 accumulation); ``bf16``
+    (``torch.autocast``: bfloat16 matmuls and attention, float32 weights, optimizer and losses).
+    Returns one JSON-safe record per run, in order.
     """
+    if precision not in PRECISIONS:
+        raise bad("precision", precision, f"must be one of {PRECISIONS}", RopeInputError)
     start = time.perf_counter()
     device = torch.device(device)
     rule = dict(p=proto.p, j=proto.j, k=proto.k, fn=proto.fn)
@@ -196,7 +204,7 @@ def train_runs(
     shuffles = [torch.Generator().manual_seed(seed) for _, seed in runs]
     members = torch.arange(len(runs), device=device)[:, None]
     losses, epoch_s = [], []
-    with _matmul_tf32(tf32):
+    with _precision(precision, device):
         for epoch in range(proto.epochs):
             tick = time.perf_counter()
             model.train()
@@ -231,7 +239,7 @@ def train_runs(
             "epoch_s": epoch_s,
             "n_params": n_params,
             "device": str(device),
-            "tf32": bool(tf32 and device.type == "cuda"),
+            "precision": precision,
             "trained_with": stack,
             "torch": torch.__version__,
             "train_s": round(train_s, 3),
@@ -261,10 +269,12 @@ def train_and_evaluate(
 
 
 @contextlib.contextmanager
-def _matmul_tf32(enabled: bool):
+def _precision(precision: str, device: torch.device):
+    """TF32 matmuls or bf16 autocast for the duration of a training run (restored afterwards)."""
     old = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     try:
-        yield
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
