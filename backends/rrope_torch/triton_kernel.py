@@ -218,15 +218,27 @@ def rope_launch(q, k, q_out, k_out, pos, freq, step, *, rotary_dim: int, half: b
     gq, gk = -(-hq // hg), -(-hk // hg)
     grid = (-(-s // block_s), b, gq + gk)
     passthrough = rotary_dim < d and q_out.data_ptr() != q.data_ptr()
-    qs, ks, qos, kos = q.stride(), kk.stride(), q_out.stride(), kko.stride()
-    ax = (0, head_axis, token_axis)
+    pos_sb, pos_ss = pos_strides or pos.stride()
+
+    def st(t):
+        return t.stride(0), t.stride(head_axis), t.stride(token_axis)
+
     pointers = (q, kk, q_out, kko, pos, freq, freq if step is None else step)
-    ints = (s, hq, hk, gq, *(t[i] for t in (qs, ks, qos, kos) for i in ax), *(pos_strides or pos.stride()))
+    ints = (s, hq, hk, gq, *st(q), *st(kk), *st(q_out), *st(kko), pos_sb, pos_ss)
+    if not DIRECT_LAUNCH or torch.compiler.is_compiling():  # Triton's launcher; traced by torch.compile
+        _rope_kernel[grid](
+            q, kk, q_out, kko, pos, freq, freq if step is None else step,
+            s, hq, hk, gq,
+            *st(q), *st(kk), *st(q_out), *st(kko),
+            pos_sb, pos_ss,
+            float(scale), float(sin_sign),
+            P=p, BLOCK_P=_pow2(p), HALF=half, RESONANCE=resonance,
+            PASS=passthrough, D=d, BLOCK_PASS=_pow2(max(d - rotary_dim, 1)),
+            BLOCK_S=block_s, HG=hg, LIBDEVICE=_LIBDEVICE, num_warps=warps,
+        )  # fmt: skip
+        return
     consts, const_values = _constexprs(p, half, resonance, passthrough, d, rotary_dim, block_s, hg)
     args = pointers + ints + (float(scale), float(sin_sign))
-    if not DIRECT_LAUNCH or torch.compiler.is_compiling():
-        _rope_kernel[grid](*args, **consts, num_warps=warps)
-        return
     key = (q.device, grid, warps, const_values, ints) + tuple((t.dtype, t.data_ptr() % 16) for t in pointers)
     kernel = _COMPILED.get(key)
     if kernel is None:

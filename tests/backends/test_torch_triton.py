@@ -127,8 +127,13 @@ def test_kernel_under_torch_compile_fullgraph():
     q = torch.randn(1, 8, 64, 128, device="cuda", dtype=torch.bfloat16)
     k = torch.randn(1, 2, 64, 128, device="cuda", dtype=torch.bfloat16)
     pos = torch.arange(64, device="cuda")
-    for got, want in zip(compiled(q, k, pos), emb(q, k, pos), strict=True):
-        assert torch.equal(got, want)
+    # Inductor compiles the same Triton source with its own options (FMA contraction), so the float32
+    # results may differ in the last bits and flip a bf16 rounding: measured 1 bf16 ulp on an H200.
+    # Bound: each side is within (8 eps32 + eps_bf16) * scale * |x| of the exact rotation.
+    eps = 8 * torch.finfo(torch.float32).eps + torch.finfo(torch.bfloat16).eps
+    for got, want, x in zip(compiled(q, k, pos), emb(q, k, pos), (q, k), strict=True):
+        bound = 2 * eps * rr.attention_factor(cfg) * float(x.float().abs().max())
+        assert float((got.float() - want.float()).abs().max()) <= bound
 
 
 @CUDA
