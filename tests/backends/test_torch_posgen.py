@@ -378,6 +378,17 @@ def test_resume_refuses_another_protocol(tmp_path, capsys):
     assert "--out=" in err and "cot-rope-seed0.json" in err and "'epochs'" in err
 
 
+def test_resume_and_merge_refuse_another_precision(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    flags = ("--tasks", "cot", "--variants", "rope", "--seeds", "1")
+    assert _posgen(*flags, "--out", str(a)) == 0
+    assert _posgen(*flags, "--precision", "bf16", "--out", str(a)) == 2
+    assert "'precision'" in capsys.readouterr().err
+    assert _posgen(*flags, "--precision", "bf16", "--out", str(b)) == 0
+    assert main(["posgen", "--merge", str(a), str(b), "--out", str(tmp_path / "m")]) == 2
+    assert "different protocol or precision" in capsys.readouterr().err
+
+
 def test_merge_directories_from_two_machines(tmp_path, capsys):
     a, b, merged = tmp_path / "a", tmp_path / "b", tmp_path / "merged"
     common = ("--tasks", "cot", "--variants", "rope,resonance", "--seeds", "1")

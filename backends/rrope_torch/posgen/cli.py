@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from rrope_core.errors import RopeError, RopeInputError, bad
@@ -300,7 +300,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .report import run_path, write_reports
+    from .report import run_path, setting, write_reports
 
     proto, tasks, variants, seeds, device = resolve(args)
     jobs = args.jobs or (2 if args.quick and device == "cpu" else 1)
@@ -313,13 +313,14 @@ def _sweep(args: argparse.Namespace) -> int:
         if not path.exists():
             todo.append(key)
             continue
-        old = json.loads(path.read_text())["protocol"]
-        if old != proto.to_dict():
-            diff = sorted(k for k, v in asdict(proto).items() if old.get(k) != v)
+        old = setting(json.loads(path.read_text()))
+        want = {**proto.to_dict(), "precision": args.precision}
+        if old != want:
+            diff = sorted(k for k, v in want.items() if old.get(k) != v)
             raise bad(
                 "--out",
                 str(args.out),
-                f"holds {path.name} of another protocol (differs in {diff}): use another --out",
+                f"holds {path.name} of another protocol or precision (differs in {diff}): use another --out",
                 RopeInputError,
             )
     work = _stacks(todo, stack)

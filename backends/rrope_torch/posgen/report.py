@@ -46,6 +46,12 @@ def write_json(path: Path, data: object) -> None:
     os.replace(tmp, path)
 
 
+def setting(rec: dict) -> dict:
+    """What must match for two runs to be compared or merged: the protocol and the training
+    precision (records written before ``precision`` existed were float32)."""
+    return {**rec["protocol"], "precision": rec.get("precision", "fp32")}
+
+
 def load_runs(dirs: list[Path]) -> list[dict]:
     """Every run record under ``<dir>/runs/*.json`` of ``dirs``; duplicates of one (task, variant,
     seed) must have the same protocol and are kept once. Raises if a directory has no runs."""
@@ -58,11 +64,11 @@ def load_runs(dirs: list[Path]) -> list[dict]:
             rec = json.loads(f.read_text())
             key = (rec["task"], rec["variant"], rec["seed"])
             old = by_key.get(key)
-            if old is not None and old["protocol"] != rec["protocol"]:
+            if old is not None and setting(old) != setting(rec):
                 raise bad(
                     "--merge",
                     str(f),
-                    f"holds run {key} with a different protocol than another directory",
+                    f"holds run {key} with a different protocol or precision than another directory",
                     RopeInputError,
                 )
             by_key.setdefault(key, rec)
@@ -80,17 +86,17 @@ def _nullable(a: np.ndarray) -> list:
 
 
 def summarize(runs: list[dict]) -> dict:
-    """Mean and std over seeds per (task, variant). All runs must share one protocol."""
+    """Mean and std over seeds per (task, variant). All runs must share one protocol and precision."""
     if not runs:
         raise bad("runs", [], "must hold at least one run record", RopeInputError)
-    proto = runs[0]["protocol"]
+    proto, first = runs[0]["protocol"], setting(runs[0])
     for r in runs:
-        if r["protocol"] != proto:
-            diff = sorted(k for k in proto if proto[k] != r["protocol"].get(k))
+        if setting(r) != first:
+            diff = sorted(k for k in first if first[k] != setting(r).get(k))
             raise bad(
                 "runs",
                 f"{r['task']}-{r['variant']}-seed{r['seed']}",
-                f"must share one protocol; it differs in {diff}",
+                f"must share one protocol and precision; it differs in {diff}",
                 RopeInputError,
             )
     groups = {}
@@ -117,7 +123,12 @@ def summarize(runs: list[dict]) -> dict:
         row["acc_by_position_mean"], row["acc_by_position_std"] = _nullable(pos_mean), _nullable(pos_std)
         row["train_s_mean"] = float(np.mean([r["train_s"] for r in rs]))
         rows.append(row)
-    return {"protocol": proto, "std": "sample std over seeds (ddof=1), 0 for one seed", "groups": rows}
+    return {
+        "protocol": proto,
+        "precision": first["precision"],
+        "std": "sample std over seeds (ddof=1), 0 for one seed",
+        "groups": rows,
+    }
 
 
 def markdown_table(summary: dict, command: str | None = None) -> str:
@@ -128,7 +139,8 @@ def markdown_table(summary: dict, command: str | None = None) -> str:
         "",
         f"Train length {proto['train_len']}, test length {proto['test_len']} (teacher forcing); "
         f"p={proto['p']}, j={proto['j']}, k={proto['k']}; {proto['n_layers']} layers, d_model {proto['d_model']}, "
-        f"{proto['n_heads']} heads; {proto['n_train']} sequences x {proto['epochs']} epochs. "
+        f"{proto['n_heads']} heads; {proto['n_train']} sequences x {proto['epochs']} epochs; "
+        f"{summary.get('precision', 'fp32')} training. "
         f"ID: positions {proto['j'] + proto['k']}..{proto['train_len'] - 1}; "
         f"OOD: {proto['train_len']}..{proto['test_len'] - 1}. Mean ± std over seeds ({summary['std']}).",
     ]

@@ -31,6 +31,10 @@ def _key(name: str) -> str:
     return name.replace(".", "__")  # ParameterDict keys cannot hold dots
 
 
+def _rotate(rotary: RotaryEmbedding | None, q: torch.Tensor, k: torch.Tensor, pos: torch.Tensor):
+    return (q, k) if rotary is None else rotary(q, k, pos)
+
+
 class StackedPosGen(nn.Module):
     """``(E, B, L)`` int tokens -> ``(E, B, L, vocab)`` logits, member ``e`` = ``models[e]``.
 
@@ -96,15 +100,16 @@ class StackedPosGen(nn.Module):
         qkv = self._linear(x, f"blocks.{i}.attn.qkv").view(e * b, length, 3, self.n_heads, d // self.n_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
         pos = torch.arange(length, device=x.device)
-        qs, ks = [], []
-        for start, end, rotary in self.groups:
-            rows = slice(start * b, end * b)
-            qg, kg = q[rows], k[rows]
-            if rotary is not None:
-                qg, kg = rotary(qg, kg, pos)
-            qs.append(qg)
-            ks.append(kg)
-        q, k = (torch.cat(qs), torch.cat(ks)) if len(self.groups) > 1 else (qs[0], ks[0])
+        # Per group of members: split/cat, so backward copies once each way (slices would zero-fill per group).
+        sizes = [(end - start) * b for start, end, _ in self.groups]
+        rotated = [
+            _rotate(rot, qg, kg, pos)
+            for (*_, rot), qg, kg in zip(self.groups, q.split(sizes), k.split(sizes), strict=True)
+        ]
+        if len(rotated) > 1:
+            q, k = torch.cat([qk[0] for qk in rotated]), torch.cat([qk[1] for qk in rotated])
+        else:
+            q, k = rotated[0]
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
         return self._linear(y.transpose(1, 2).reshape(e, b, length, d), f"blocks.{i}.attn.out")
 

@@ -179,7 +179,8 @@ def train_runs(
     Each run sees its own seed's data and batch order, as if trained alone. ``precision``: ``fp32``;
     ``tf32`` (CUDA matmuls with TensorFloat-32 inputs, float32 accumulation); ``bf16``
     (``torch.autocast``: bfloat16 matmuls and attention, float32 weights, optimizer and losses).
-    Returns one JSON-safe record per run, in order.
+    Returns one JSON-safe record per run, in order; its times (``epoch_s``, ``train_s``,
+    ``wall_s``) are those of the whole stack.
     """
     if precision not in PRECISIONS:
         raise bad("precision", precision, f"must be one of {PRECISIONS}", RopeInputError)
