@@ -37,7 +37,18 @@ from .data import generate, loss_mask
 from .model import PosGenTransformer, rope_config
 from .stacked import StackedPosGen
 
-__all__ = ["Protocol", "QUICK", "PAPER", "train_runs", "train_and_evaluate", "evaluate", "masked_loss", "build_models"]
+__all__ = [
+    "Protocol",
+    "QUICK",
+    "PAPER",
+    "PRECISIONS",
+    "train_runs",
+    "train_and_evaluate",
+    "evaluate",
+    "masked_loss",
+    "build_models",
+    "training_precision",
+]
 
 
 @dataclass(frozen=True)
@@ -205,7 +216,7 @@ def train_runs(
     shuffles = [torch.Generator().manual_seed(seed) for _, seed in runs]
     members = torch.arange(len(runs), device=device)[:, None]
     losses, epoch_s = [], []
-    with _precision(precision, device):
+    with training_precision(precision, device):
         for epoch in range(proto.epochs):
             tick = time.perf_counter()
             model.train()
@@ -270,7 +281,7 @@ def train_and_evaluate(
 
 
 @contextlib.contextmanager
-def _precision(precision: str, device: torch.device):
+def training_precision(precision: str, device: torch.device):
     """TF32 matmuls or bf16 autocast for the duration of a training run (restored afterwards)."""
     old = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
