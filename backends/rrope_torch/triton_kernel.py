@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import warnings
 
 import torch
 import triton
@@ -241,12 +242,22 @@ def rope_launch(q, k, q_out, k_out, pos, freq, step, *, rotary_dim: int, half: b
     args = pointers + ints + (float(scale), float(sin_sign))
     key = (q.device, grid, warps, const_values, ints) + tuple((t.dtype, t.data_ptr() % 16) for t in pointers)
     kernel = _COMPILED.get(key)
-    if kernel is None:
-        if len(_COMPILED) > 4096:
-            _COMPILED.clear()
-        _COMPILED[key] = _rope_kernel[grid](*args, **consts, num_warps=warps)  # compiles or finds; launches
-    else:
-        kernel[grid](*args, *const_values)
+    if kernel is not None:
+        try:
+            kernel[grid](*args, *const_values)
+            return
+        except TypeError as exc:  # a Triton whose compiled launcher takes other arguments
+            _disable_direct_launch(exc)
+    if len(_COMPILED) > 4096:
+        _COMPILED.clear()
+    _COMPILED[key] = _rope_kernel[grid](*args, **consts, num_warps=warps)  # compiles or finds; launches
+
+
+def _disable_direct_launch(exc: Exception) -> None:
+    global DIRECT_LAUNCH
+    DIRECT_LAUNCH = False
+    _COMPILED.clear()
+    warnings.warn(f"rrope_torch: direct Triton launch unavailable ({exc}); using Triton's launcher", stacklevel=3)
 
 
 @functools.lru_cache(maxsize=1024)

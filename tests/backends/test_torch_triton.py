@@ -70,6 +70,77 @@ def test_impl_triton_on_cpu_is_a_clear_error():
         rt.apply_rotary(torch.zeros(1, 2, 3, 8), torch.arange(3), rr.RopeConfig(head_dim=8), impl="cuda")
 
 
+class _FakeCompiled:
+    """Stands in for a Triton CompiledKernel: ``kernel[grid](*all_params)`` launches."""
+
+    def __init__(self, calls, fail):
+        self.calls, self.fail = calls, fail
+
+    def __getitem__(self, grid):
+        def launch(*args):
+            if self.fail:
+                raise TypeError("launcher takes 26 positional arguments")
+            self.calls.append(("direct", grid, len(args)))
+
+        return launch
+
+
+class _FakeJit:
+    """Stands in for ``_rope_kernel``: ``_rope_kernel[grid](*args, **constexprs)`` returns the kernel."""
+
+    def __init__(self, calls, fail=False):
+        self.calls, self.fail = calls, fail
+
+    def __getitem__(self, grid):
+        def run(*args, **kwargs):
+            self.calls.append(("triton", grid, len(args) + len(kwargs) - 1))  # minus num_warps
+            return _FakeCompiled(self.calls, self.fail)
+
+        return run
+
+
+def test_launch_cache_keys_every_specialization(monkeypatch):
+    """The compiled-kernel cache, without a GPU: the first call of each specialization goes through
+    Triton's launcher, a repeat launches the cached kernel with every parameter (constexprs too),
+    and a change of shape or of pointer alignment is a new entry. A compiled launcher that rejects
+    the arguments switches the direct path off with a warning, and launches still happen."""
+    pytest.importorskip("triton", reason="needs triton")
+    from rrope_torch import triton_kernel as tk
+    from rrope_torch.constants import device_constants
+
+    cfg = CFGS["resonance_yarn"]
+    periods, _, step, a = device_constants(cfg, None, torch.device("cpu"), torch.float32)
+    calls = []
+    monkeypatch.setattr(tk, "_rope_kernel", _FakeJit(calls))
+    monkeypatch.setattr(tk, "DIRECT_LAUNCH", True)
+    monkeypatch.setattr(tk, "_COMPILED", {})
+
+    def launch(q, k):
+        pos = torch.arange(q.shape[2])[None]
+        tk.rope_launch(q, k, torch.empty_like(q), torch.empty_like(k), pos, periods, step, rotary_dim=128,
+                       half=True, resonance=True, scale=a, sin_sign=1.0, token_axis=2)  # fmt: skip
+
+    q, k = torch.zeros(1, 4, 8, 128), torch.zeros(1, 2, 8, 128)
+    launch(q, k)
+    launch(q, k)
+    assert [c[0] for c in calls] == ["triton", "direct"] and calls[0][2] == calls[1][2]  # same parameters
+    launch(q[:, :, 1:], k[:, :, 1:])  # 7 tokens: other integer arguments
+    misaligned = torch.zeros(q.numel() + 1)[1:].view(q.shape)  # data_ptr % 16 == 4
+    launch(misaligned, k)
+    assert [c[0] for c in calls[2:]] == ["triton", "triton"] and len(tk._COMPILED) == 3
+    launch(misaligned, k)
+    assert calls[-1][0] == "direct"
+
+    monkeypatch.setattr(tk, "_COMPILED", {})
+    monkeypatch.setattr(tk, "_rope_kernel", _FakeJit(calls, fail=True))
+    launch(q, k)
+    with pytest.warns(UserWarning, match="direct Triton launch unavailable"):
+        launch(q, k)
+    assert tk.DIRECT_LAUNCH is False and calls[-1][0] == "triton"
+    launch(q, k)
+    assert calls[-1][0] == "triton"
+
+
 @CUDA
 @pytest.mark.parametrize("name", list(CFGS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
