@@ -141,7 +141,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--jobs",
         type=_number("int"),
-        help="runs at a time, each in its own process (default 1; --quick on CPU: 2). With --device cuda and "
+        help="stacks of runs (--stack) at a time, each in its own process (default 1; --quick on CPU: 2). With --device cuda and "
         "several GPUs, workers take the GPUs round-robin; several jobs may also share one GPU",
     )
     parser.add_argument(
