@@ -206,6 +206,20 @@ def test_stacked_members_equal_their_models():
         torch.set_default_dtype(torch.float32)
 
 
+def test_stacked_refuses_models_that_differ_beyond_the_encoding():
+    torch.manual_seed(0)
+    base = PosGenTransformer(17, rope_config("rope", 16, 8, 24), **TINY)
+    for other in (
+        PosGenTransformer(17, rope_config("rope", 16, 8, 24), n_layers=2, d_model=32, n_heads=2),
+        PosGenTransformer(17, rope_config("rope", 8, 8, 24), n_layers=1, d_model=32, n_heads=4),
+        PosGenTransformer(17, None, **TINY, dropout=0.1),
+    ):
+        with pytest.raises(RopeInputError, match=r"^models\[1\]=.*heads and dropout of models\[0\]"):
+            StackedPosGen([base, other])
+    with pytest.raises(RopeInputError, match="^models="):
+        StackedPosGen([])
+
+
 def _train_alone(task, variant, seed, proto):
     """The protocol for one model, written out with PosGenTransformer (the reference for stacking)."""
     import math

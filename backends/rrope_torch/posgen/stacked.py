@@ -31,6 +31,11 @@ def _key(name: str) -> str:
     return name.replace(".", "__")  # ParameterDict keys cannot hold dots
 
 
+def _hyper(model: PosGenTransformer) -> tuple[int, int, float]:
+    """What the parameter shapes do not show: ``(layers, heads, dropout)``."""
+    return len(model.blocks), model.blocks[0].attn.n_heads if len(model.blocks) else 1, model.drop.p
+
+
 def _rotate(rotary: RotaryEmbedding | None, q: torch.Tensor, k: torch.Tensor, pos: torch.Tensor):
     return (q, k) if rotary is None else rotary(q, k, pos)
 
@@ -46,20 +51,20 @@ class StackedPosGen(nn.Module):
         super().__init__()
         if not models:
             raise bad("models", "[]", "must hold at least one PosGenTransformer", RopeInputError)
-        first = models[0]
-        shapes = {n: p.shape for n, p in first.named_parameters()}
+        named = [dict(m.named_parameters()) for m in models]
+        shapes = {n: p.shape for n, p in named[0].items()}
         for i, m in enumerate(models):
-            if {n: p.shape for n, p in m.named_parameters()} != shapes:
-                raise bad(f"models[{i}]", type(m).__name__, "must have the sizes of models[0]", RopeInputError)
-        self.n_layers = len(first.blocks)
-        self.n_heads = first.blocks[0].attn.n_heads if self.n_layers else 1
-        self.dropout = first.drop.p
-        self.vocab, self.d_model = first.embed.weight.shape
+            if {n: p.shape for n, p in named[i].items()} != shapes or _hyper(m) != _hyper(models[0]):
+                raise bad(
+                    f"models[{i}]",
+                    type(m).__name__,
+                    "must have the sizes, heads and dropout of models[0]",
+                    RopeInputError,
+                )
+        self.n_layers, self.n_heads, self.dropout = _hyper(models[0])
+        self.vocab, self.d_model = models[0].embed.weight.shape
         self.params = nn.ParameterDict(
-            {
-                _key(n): nn.Parameter(torch.stack([dict(m.named_parameters())[n].detach() for m in models]))
-                for n in shapes
-            }
+            {_key(n): nn.Parameter(torch.stack([params[n].detach() for params in named])) for n in shapes}
         )
         # Runs of consecutive members with one position encoding are rotated together.
         fingerprints = [None if m.rope is None else m.rope.fingerprint for m in models]
