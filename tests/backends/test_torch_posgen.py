@@ -301,6 +301,13 @@ def test_stack_flag_writes_each_run_with_its_stack(tmp_path, precision):
     assert all(np.isfinite(rec["train_loss_by_epoch"])) and 0 <= rec["ood_acc"] <= 1
 
 
+@pytest.mark.parametrize(("runs", "field"), [([("alibi", 0)], "^variant="), ([], "^models=")])
+def test_bad_runs_are_refused_before_any_data(monkeypatch, runs, field):
+    monkeypatch.setattr(posgen_train, "generate", lambda *a, **k: pytest.fail("generated data for bad runs"))
+    with pytest.raises(RopeInputError, match=field):
+        posgen_train.train_runs("cot", runs, posgen_train.QUICK)
+
+
 def test_unknown_precision_is_refused_before_training():
     with pytest.raises(RopeInputError, match="^precision='fp8' is invalid"):
         posgen_train.train_runs("cot", [("rope", 0)], posgen_train.QUICK, precision="fp8")

@@ -197,6 +197,8 @@ def train_runs(
         raise bad("precision", precision, f"must be one of {PRECISIONS}", RopeInputError)
     start = time.perf_counter()
     device = torch.device(device)
+    # Models first: a bad variant (or no runs) is refused before any data is generated.
+    model = StackedPosGen(build_models(proto.p, runs, proto)).to(device)
     rule = dict(p=proto.p, j=proto.j, k=proto.k, fn=proto.fn)
     data = {}
     for _, seed in runs:
@@ -206,7 +208,6 @@ def train_runs(
             data[seed] = torch.from_numpy(train), torch.from_numpy(test)
     train_t = torch.stack([data[s][0] for _, s in runs]).to(device)
     test_t = torch.stack([data[s][1] for _, s in runs]).to(device)
-    model = StackedPosGen(build_models(proto.p, runs, proto)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=proto.lr, weight_decay=proto.weight_decay)
     steps = math.ceil(proto.n_train / proto.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(
