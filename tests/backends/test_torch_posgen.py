@@ -281,13 +281,20 @@ def test_stacked_training_equals_training_alone(monkeypatch):
         torch.set_default_dtype(torch.float32)
 
 
-def test_stacks_group_by_task_and_balance():
+def test_stacks_hold_whole_seeds_balanced_seed_major():
     todo = [(t, v, s) for t in ("cot", "recursive") for s in range(3) for v in ("rope", "yarn")]
-    stacks = _stacks(todo, 4)
-    assert [(t, len(r)) for t, r in stacks] == [("cot", 3), ("cot", 3), ("recursive", 3), ("recursive", 3)]
-    assert stacks[0][1] == [("rope", 0), ("rope", 1), ("rope", 2)]
-    assert _stacks(todo, 1)[0] == ("cot", [("rope", 0)]) and len(_stacks(todo, 1)) == 12
+    stacks = _stacks(todo, 4)  # 2 variants: 2 seeds fit a stack; 3 seeds -> 1 + 2
+    assert [(t, sorted({s for _, s in r})) for t, r in stacks] == [
+        ("cot", [0]), ("recursive", [0]), ("cot", [1, 2]), ("recursive", [1, 2])
+    ]  # fmt: skip
+    assert stacks[2][1] == [("rope", 1), ("rope", 2), ("yarn", 1), ("yarn", 2)]  # grouped by variant
+    one = _stacks(todo, 1)  # smaller than the variants: a seed's variants split
+    assert one[:3] == [("cot", [("rope", 0)]), ("recursive", [("rope", 0)]), ("cot", [("yarn", 0)])]
+    assert len(one) == 12
     assert [len(r) for _, r in _stacks(todo, 100)] == [6, 6]
+    five = [("cot", v, s) for s in range(5) for v in "abcd"]
+    assert [len(r) for _, r in _stacks(five, 16)] == [8, 12]  # 5 seeds of 4 variants: 2 + 3 seeds
+    assert [len(r) for _, r in _stacks([("cot", v, 0) for v in "abcde"], 2)] == [1, 2, 2]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -496,3 +503,45 @@ def test_runs_without_matplotlib_or_tqdm(tmp_path, monkeypatch, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["plot"] is None and not (out / "accuracy_by_position.png").exists()
     assert "| cot | rope | 1 |" in (out / "summary.md").read_text()
+
+
+def test_compiled_loss_and_gradients_equal_eager():
+    """``--compile``: the compiled forward + loss (one graph, no breaks) gives eager's loss and gradients.
+
+    Float64, no dropout: the two programs differ only in the order of float operations (Inductor
+    fuses and reassociates), a few hundred ops deep, so they agree to ~1e-13, below TRAIN_RTOL; a
+    real defect (a rotation skipped or applied twice, a member's mask or weights mixed up) moves the
+    loss by orders of magnitude more.
+    """
+    from torch._dynamo.utils import counters
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        proto = posgen_train.Protocol(n_layers=2, d_model=32, n_heads=2, train_len=16, test_len=32, dropout=0.0)
+        runs = [("rope", 0), ("resonance", 0), ("yarn", 1), ("nope", 1)]
+        mask = torch.from_numpy(loss_mask(proto.train_len, proto.j, proto.k))
+        x = torch.randint(0, proto.p, (len(runs), 8, proto.train_len), generator=torch.Generator().manual_seed(0))
+        grads = []
+        for compile in (False, True):
+            model = StackedPosGen(posgen_train.build_models(proto.p, runs, proto), impl="eager" if compile else None)
+            counters.clear()
+            with posgen_train.training_precision("fp32", torch.device("cpu")) as autocast:
+                loss = posgen_train.batch_loss(model, mask, autocast, compile)(x)
+            loss.sum().backward()
+            grads.append((loss.detach(), {n: p.grad for n, p in model.named_parameters()}))
+        assert counters["stats"]["unique_graphs"] == 1 and not counters["graph_break"]
+        (eager_loss, eager_grads), (loss, got) = grads
+        assert torch.allclose(loss, eager_loss, rtol=TRAIN_RTOL, atol=0)
+        for name, want in eager_grads.items():
+            assert torch.allclose(got[name], want, rtol=TRAIN_RTOL, atol=TRAIN_RTOL), name
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_compile_flag_is_recorded(tmp_path):
+    out = tmp_path / "res"
+    assert _posgen("--tasks", "cot", "--variants", "rope", "--seeds", "1", "--compile", "--out", str(out)) == 0
+    rec = json.loads((out / "runs" / "cot-rope-seed0.json").read_text())
+    assert rec["compiled"] is True and all(np.isfinite(rec["train_loss_by_epoch"]))
+    with pytest.raises(RopeInputError, match="^compile='yes' is invalid"):
+        posgen_train.train_runs("cot", [("rope", 0)], posgen_train.QUICK, compile="yes")

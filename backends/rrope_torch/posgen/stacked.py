@@ -44,10 +44,11 @@ class StackedPosGen(nn.Module):
     """``(E, B, L)`` int tokens -> ``(E, B, L, vocab)`` logits, member ``e`` = ``models[e]``.
 
     Built from ``models`` (same sizes; position encodings may differ): their parameters are copied,
-    so each member starts from its model's initial weights.
+    so each member starts from its model's initial weights. ``impl``: the rotation's, as in
+    :func:`rrope_torch.apply_rotary` (``"eager"`` lets ``torch.compile`` fuse it with its neighbours).
     """
 
-    def __init__(self, models: list[PosGenTransformer]):
+    def __init__(self, models: list[PosGenTransformer], impl: str | None = None):
         super().__init__()
         if not models:
             raise bad("models", "[]", "must hold at least one PosGenTransformer", RopeInputError)
@@ -72,7 +73,7 @@ class StackedPosGen(nn.Module):
         for _, run in itertools.groupby(range(len(models)), key=fingerprints.__getitem__):
             idx = list(run)
             rope = models[idx[0]].rope
-            self.groups.append((idx[0], idx[-1] + 1, None if rope is None else RotaryEmbedding(rope)))
+            self.groups.append((idx[0], idx[-1] + 1, None if rope is None else RotaryEmbedding(rope, impl=impl)))
         self.register_buffer("vocab_offset", torch.arange(len(models)) * self.vocab, persistent=False)
 
     @property

@@ -22,6 +22,7 @@ names the runs it was trained with (``trained_with``): with dropout, the masks d
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -47,6 +48,8 @@ __all__ = [
     "evaluate",
     "masked_loss",
     "build_models",
+    "batch_loss",
+    "make_optimizer",
     "training_precision",
 ]
 
@@ -121,10 +124,12 @@ def masked_loss(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) 
 
     ``tokens`` ``(B, L)`` gives a scalar; ``(E, B, L)`` (stacked runs) gives one mean per member ``(E,)``.
     """
-    target_mask = mask[1:]
-    logits, targets = logits[..., target_mask, :], tokens[..., 1:][..., target_mask]
-    ce = F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none")
-    return ce.view(targets.shape[:-2] + (-1,)).mean(-1)
+    targets = tokens[..., 1:]
+    ce = F.cross_entropy(logits.flatten(0, -2), targets.flatten(), reduction="none").view(targets.shape)
+    # A weighted mean, not boolean indexing: the same value, and no data-dependent shape to break
+    # a torch.compile graph.
+    weight = mask[1:].to(ce.dtype)
+    return (ce * weight).flatten(-2).sum(-1) / (ce.shape[-2] * weight.sum())
 
 
 @torch.no_grad()
@@ -183,6 +188,7 @@ def train_runs(
     *,
     device: str | torch.device = "cpu",
     precision: str = "fp32",
+    compile: bool = False,
     on_epoch: Callable[[int, list[float]], None] | None = None,
 ) -> list[dict]:
     """Train the ``(variant, seed)`` runs of ``task`` as one :class:`StackedPosGen` and evaluate them.
@@ -190,15 +196,20 @@ def train_runs(
     Each run sees its own seed's data and batch order, as if trained alone. ``precision``: ``fp32``;
     ``tf32`` (CUDA matmuls with TensorFloat-32 inputs, float32 accumulation); ``bf16``
     (``torch.autocast``: bfloat16 matmuls and attention, float32 weights, optimizer and losses).
+    ``compile``: the training forward pass and loss go through ``torch.compile`` (the rotation
+    then runs as traced torch ops, ``impl="eager"``, which Inductor fuses with its neighbours;
+    evaluation stays eager). The same math; float rounding and dropout's random stream differ.
     Returns one JSON-safe record per run, in order; its times (``epoch_s``, ``train_s``,
     ``wall_s``) are those of the whole stack.
     """
     if precision not in PRECISIONS:
         raise bad("precision", precision, f"must be one of {PRECISIONS}", RopeInputError)
+    if not isinstance(compile, bool):
+        raise bad("compile", compile, "must be True or False", RopeInputError)
     start = time.perf_counter()
     device = torch.device(device)
     # Models first: a bad variant (or no runs) is refused before any data is generated.
-    model = StackedPosGen(build_models(proto.p, runs, proto)).to(device)
+    model = StackedPosGen(build_models(proto.p, runs, proto), impl="eager" if compile else None).to(device)
     rule = dict(p=proto.p, j=proto.j, k=proto.k, fn=proto.fn)
     data = {}
     for _, seed in runs:
@@ -208,7 +219,7 @@ def train_runs(
             data[seed] = torch.from_numpy(train), torch.from_numpy(test)
     train_t = torch.stack([data[s][0] for _, s in runs]).to(device)
     test_t = torch.stack([data[s][1] for _, s in runs]).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=proto.lr, weight_decay=proto.weight_decay)
+    opt = make_optimizer(model, proto)
     steps = math.ceil(proto.n_train / proto.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=proto.lr, total_steps=proto.epochs * steps, pct_start=proto.pct_start, anneal_strategy="cos"
@@ -217,7 +228,8 @@ def train_runs(
     shuffles = [torch.Generator().manual_seed(seed) for _, seed in runs]
     members = torch.arange(len(runs), device=device)[:, None]
     losses, epoch_s = [], []
-    with training_precision(precision, device):
+    with training_precision(precision, device) as autocast:
+        step_loss = batch_loss(model, mask, autocast, compile)
         for epoch in range(proto.epochs):
             tick = time.perf_counter()
             model.train()
@@ -225,7 +237,7 @@ def train_runs(
             order = torch.stack([torch.randperm(proto.n_train, generator=g) for g in shuffles]).to(device)
             for idx in order.split(proto.batch_size, dim=1):
                 x = train_t[members, idx]  # (E, batch, train_len): member e's own sequences
-                loss = masked_loss(model(x[..., :-1]), x, mask)
+                loss = step_loss(x)
                 opt.zero_grad(set_to_none=True)
                 loss.sum().backward()  # members are independent: d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
                 opt.step()
@@ -236,7 +248,8 @@ def train_runs(
             if on_epoch is not None:
                 on_epoch(epoch, losses[-1])
         train_s = time.perf_counter() - start
-        metrics = evaluate(model, test_t, proto.train_len, proto.j + proto.k)
+        with autocast():
+            metrics = evaluate(model, test_t, proto.train_len, proto.j + proto.k)
     wall_s = round(time.perf_counter() - start, 3)
     n_params = sum(p[0].numel() for p in model.parameters())
     stack = [f"{v}/seed{s}" for v, s in runs]
@@ -253,6 +266,7 @@ def train_runs(
             "n_params": n_params,
             "device": str(device),
             "precision": precision,
+            "compiled": compile,
             "trained_with": stack,
             "torch": torch.__version__,
             "train_s": round(train_s, 3),
@@ -260,6 +274,26 @@ def train_runs(
         }
         for e, (variant, seed) in enumerate(runs)
     ]
+
+
+def make_optimizer(model: StackedPosGen, proto: Protocol) -> torch.optim.AdamW:
+    """AdamW at the protocol's peak LR and weight decay; on CUDA its fused kernel (the same update,
+    one launch for all parameters)."""
+    on_cuda = next(model.parameters()).is_cuda
+    return torch.optim.AdamW(model.parameters(), lr=proto.lr, weight_decay=proto.weight_decay, fused=on_cuda or None)
+
+
+def batch_loss(
+    model: StackedPosGen, mask: torch.Tensor, autocast: Callable, compile: bool = False
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x (E, B, L) -> (E,)``: each member's :func:`masked_loss` on its batch, the forward pass under
+    ``autocast()`` (see :func:`training_precision`); through ``torch.compile`` if ``compile``."""
+
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        with autocast():
+            return masked_loss(model(x[..., :-1]), x, mask)
+
+    return torch.compile(loss) if compile else loss
 
 
 def _rope_dict(proto: Protocol, variant: str) -> dict | None:
@@ -283,11 +317,15 @@ def train_and_evaluate(
 
 @contextlib.contextmanager
 def training_precision(precision: str, device: torch.device):
-    """TF32 matmuls or bf16 autocast for the duration of a training run (restored afterwards)."""
+    """TF32 matmuls (``tf32``) for the duration of a training run, restored afterwards; yields the
+    context each forward pass runs in: bf16 ``torch.autocast`` (``bf16``) or a no-op.
+
+    Autocast wraps forward passes only, as PyTorch's AMP recipe says: backward reuses the forward's
+    dtypes, and autocast's cache of weight casts lives only until the context exits, so a context
+    around optimizer steps could hand later steps stale casts of updated ``nn.Linear`` weights."""
     old = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     try:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            yield
+        yield functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
