@@ -12,6 +12,7 @@ tqdm and matplotlib are optional: without them there is no progress bar, or no P
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from dataclasses import replace
@@ -302,7 +303,7 @@ def _balanced(items: list, most: int) -> list[list]:
     (in order; larger pieces last)."""
     n = -(-len(items) // most)
     cuts = [len(items) * i // n for i in range(n + 1)]
-    return [items[a:b] for a, b in zip(cuts, cuts[1:])]
+    return [items[a:b] for a, b in itertools.pairwise(cuts)]
 
 
 def _run_stack_to_files(
