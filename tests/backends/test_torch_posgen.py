@@ -545,3 +545,21 @@ def test_compile_flag_is_recorded(tmp_path):
     assert rec["compiled"] is True and all(np.isfinite(rec["train_loss_by_epoch"]))
     with pytest.raises(RopeInputError, match="^compile='yes' is invalid"):
         posgen_train.train_runs("cot", [("rope", 0)], posgen_train.QUICK, compile="yes")
+
+
+def test_paired_differences_match_by_seed():
+    from rrope_torch.posgen.report import paired
+
+    ood = {("rope", 0): 0.5, ("resonance", 0): 0.7, ("rope", 1): 0.6, ("resonance", 1): 0.5, ("resonance", 2): 0.9}
+    runs = [{"task": "cot", "variant": v, "seed": s, "ood_acc": a} for (v, s), a in ood.items()]
+    (row,) = paired(runs)  # no yarn runs: no resonance_yarn row; seed 2 has no rope run: left out
+    assert (row["variant"], row["base"], row["seeds"], row["higher"]) == ("resonance", "rope", [0, 1], 1)
+    assert row["ood_diff_mean"] == pytest.approx(0.05) and row["ood_diff_std"] == pytest.approx(0.3 / 2**0.5)
+
+
+def test_plot_bins_skip_unscored_positions():
+    from rrope_torch.posgen.report import _binned
+
+    centres, means = _binned([None, None, 0.5, 1.0, 0.0, 1.0, 0.25], 2)
+    assert centres.tolist() == [0.5, 2.5, 4.5, 6.5]
+    assert np.isnan(means[0]) and means[1:].tolist() == [0.75, 0.5, 0.25]

@@ -3,7 +3,8 @@
 Layout of a results directory: ``runs/<task>-<variant>-seed<seed>.json`` (one per run, written
 atomically, so a run interrupted half-way leaves nothing and is redone), ``summary.json``,
 ``summary.md`` and ``accuracy_by_position.png``. Aggregates are mean and sample standard deviation
-(``ddof=1``; 0 for a single seed) over seeds of each (task, variant). The plot draws on a
+(``ddof=1``; 0 for a single seed) over seeds of each (task, variant), and, seed by seed, the OOD
+difference of each Resonance variant from its base (the paper's claim). The plot draws on a
 matplotlib Agg canvas directly (no pyplot, no global backend switch).
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "write_json",
     "load_runs",
     "summarize",
+    "paired",
     "markdown_table",
     "plot",
     "write_reports",
@@ -128,7 +130,38 @@ def summarize(runs: list[dict]) -> dict:
         "precision": first["precision"],
         "std": "sample std over seeds (ddof=1), 0 for one seed",
         "groups": rows,
+        "paired": paired(runs),
     }
+
+
+#: (Resonance variant, the variant whose wavelengths it rounds): the comparisons the paper's claim is about.
+PAIRS = (("resonance", "rope"), ("resonance_yarn", "yarn"))
+
+
+def paired(runs: list[dict]) -> list[dict]:
+    """OOD accuracy of each Resonance variant minus its base (:data:`PAIRS`), seed by seed, per task,
+    over the seeds run for both: mean and sample std of the difference, and the seeds it is > 0."""
+    ood = {(r["task"], r["variant"], r["seed"]): r["ood_acc"] for r in runs}
+    tasks = sorted({t for t, _, _ in ood}, key=lambda t: (TASKS.index(t) if t in TASKS else len(TASKS), t))
+    rows = []
+    for task in tasks:
+        for variant, base in PAIRS:
+            seeds = sorted(s for t, v, s in ood if (t, v) == (task, variant) and (task, base, s) in ood)
+            if seeds:
+                diff = np.array([ood[task, variant, s] - ood[task, base, s] for s in seeds])
+                mean, std = _mean_std(diff)
+                rows.append(
+                    {
+                        "task": task,
+                        "variant": variant,
+                        "base": base,
+                        "seeds": seeds,
+                        "ood_diff_mean": float(mean),
+                        "ood_diff_std": float(std),
+                        "higher": int((diff > 0).sum()),
+                    }
+                )
+    return rows
 
 
 def markdown_table(summary: dict, command: str | None = None) -> str:
@@ -152,11 +185,37 @@ def markdown_table(summary: dict, command: str | None = None) -> str:
             f"| {g['task']} | {g['variant']} | {len(g['seeds'])} | {g['id_acc_mean']:.3f} ± {g['id_acc_std']:.3f} "
             f"| {g['ood_acc_mean']:.3f} ± {g['ood_acc_std']:.3f} |"
         )
+    if summary.get("paired"):
+        lines += [
+            "",
+            "Resonance variant minus its base, OOD accuracy, paired by seed (mean ± std of the difference):",
+            "",
+            "| task | comparison | seeds | OOD difference | seeds where Resonance is higher |",
+            "|---|---|---|---|---|",
+        ]
+        for d in summary["paired"]:
+            lines.append(
+                f"| {d['task']} | {d['variant']} - {d['base']} | {len(d['seeds'])} "
+                f"| {d['ood_diff_mean']:+.3f} ± {d['ood_diff_std']:.3f} | {d['higher']} of {len(d['seeds'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 
-def plot(summary: dict, path: Path) -> None:
-    """Accuracy vs position, one panel per task, one line per variant, shaded ± std over seeds."""
+def _binned(values: list, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(centres, means)`` of ``values`` (``None`` = not scored) over consecutive bins of ``width`` positions."""
+    a = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    a = np.concatenate([a, np.full(-len(a) % width, np.nan)]).reshape(-1, width)
+    count = (~np.isnan(a)).sum(1)
+    means = np.where(count > 0, np.nansum(a, 1) / np.maximum(count, 1), np.nan)
+    return np.arange(len(a)) * width + (width - 1) / 2, means
+
+
+def plot(summary: dict, path: Path, width: int = 4) -> None:
+    """Accuracy vs position, one panel per task, one line per variant, shaded ± std over seeds.
+
+    Each point is the mean over ``width`` consecutive positions (the std, shaded, likewise): in
+    ``semi_recursive`` tokens with and without the sum's shortcut alternate, and unbinned lines
+    zigzag between them."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -167,13 +226,13 @@ def plot(summary: dict, path: Path) -> None:
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
     for ax, task in zip(axes, tasks, strict=True):
         for g in (g for g in summary["groups"] if g["task"] == task):
-            mean = np.array([np.nan if v is None else v for v in g["acc_by_position_mean"]])
-            std = np.array([np.nan if v is None else v for v in g["acc_by_position_std"]])
-            pos = np.arange(len(mean))
+            pos, mean = _binned(g["acc_by_position_mean"], width)
+            _, std = _binned(g["acc_by_position_std"], width)
             (line,) = ax.plot(pos, mean, label=f"{g['variant']} (n={len(g['seeds'])})", lw=1.2)
             ax.fill_between(pos, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
         ax.axvline(proto["train_len"] - 0.5, color="k", ls="--", lw=0.8)
-        ax.set(title=task, xlabel="position", ylabel="accuracy (teacher forcing)", ylim=(0, 1.02))
+        xlabel = "position" if width == 1 else f"position (mean over {width})"
+        ax.set(title=task, xlabel=xlabel, ylabel="accuracy (teacher forcing)", ylim=(0, 1.02))
         ax.legend(fontsize=8, loc="lower left")
     fig.savefig(path, dpi=110)
 
