@@ -421,7 +421,8 @@ def test_merge_directories_from_two_machines(tmp_path, capsys):
     a, b, merged = tmp_path / "a", tmp_path / "b", tmp_path / "merged"
     common = ("--tasks", "cot", "--variants", "rope,resonance", "--seeds", "1")
     assert _posgen(*common, "--out", str(a)) == 0
-    assert _posgen(*common, "--seed-start", "1", "--jobs", "2", "--out", str(b)) == 0  # the process-pool path
+    # the process-pool path (with a time limit that never binds)
+    assert _posgen(*common, "--seed-start", "1", "--jobs", "2", "--time-limit", "1e5", "--out", str(b)) == 0
     assert main(["posgen", "--merge", str(a), str(b), "--out", str(merged)]) == 0
     summary = json.loads((merged / "summary.json").read_text())
     assert [g["seeds"] for g in summary["groups"]] == [[0, 1], [0, 1]]
@@ -442,6 +443,7 @@ def test_merge_directories_from_two_machines(tmp_path, capsys):
         (["--lr", "-1"], "--lr"),
         (["--dropout", "1.5"], "--dropout"),
         (["--fn", "product"], "--fn"),
+        (["--time-limit", "0"], "--time-limit"),
     ],
 )
 def test_bad_flags_are_argparse_errors(argv, flag, capsys):
@@ -563,3 +565,27 @@ def test_plot_bins_skip_unscored_positions():
     centres, means = _binned([None, None, 0.5, 1.0, 0.0, 1.0, 0.25], 2)
     assert centres.tolist() == [0.5, 2.5, 4.5, 6.5]
     assert np.isnan(means[0]) and means[1:].tolist() == [0.75, 0.5, 0.25]
+
+
+def test_time_limit_starts_no_stack_that_would_not_finish(tmp_path, monkeypatch, capsys):
+    """A fake clock: each stack takes 60 s. With 100 s the first runs, and the second (60 s > 40 s
+    left) does not; the same command without the limit then resumes with the second only."""
+    from rrope_torch.posgen import cli as posgen_cli
+
+    now, real = [0.0], posgen_cli._run_stack_to_files
+    monkeypatch.setattr(posgen_cli, "_clock", lambda: now[0])
+
+    def sixty_seconds(task, runs, *a, **k):
+        now[0] += 60
+        return real(task, runs, *a, **k)
+
+    monkeypatch.setattr(posgen_cli, "_run_stack_to_files", sixty_seconds)
+    out = tmp_path / "res"
+    flags = ("--tasks", "cot", "--variants", "rope,resonance", "--seeds", "2", "--stack", "2", "--out", str(out))
+    assert _posgen(*flags, "--time-limit", "100") == 0
+    assert sorted(p.name for p in (out / "runs").glob("*.json")) == ["cot-resonance-seed0.json", "cot-rope-seed0.json"]
+    printed = capsys.readouterr().out
+    assert "stopped by --time-limit with 2 of 4 runs not done" in printed
+    assert [g["seeds"] for g in json.loads((out / "summary.json").read_text())["groups"]] == [[0], [0]]
+    assert _posgen(*flags) == 0 and now[0] == 120
+    assert len(list((out / "runs").glob("*.json"))) == 4

@@ -168,6 +168,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=_number("int"), help="torch CPU threads per run (default: 1 when --jobs > 1, else torch's)"
     )
+    parser.add_argument(
+        "--time-limit",
+        type=_number("pos"),
+        metavar="SECONDS",
+        help="start no stack once the time left is less than the longest stack so far took (stacks in flight "
+        "finish); for time-limited allocations: run the same command again to continue",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     from .data import COMBINE
     from .train import PAPER, QUICK
@@ -325,7 +332,7 @@ def _run_stack_to_files(
 def _sweep(args: argparse.Namespace) -> int:
     import json
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     import torch
 
@@ -367,38 +374,79 @@ def _sweep(args: argparse.Namespace) -> int:
             bar.write(f"{name}: ID {rec['id_acc']:.3f} OOD {rec['ood_acc']:.3f} ({rec['wall_s']:.0f} s)")
             bar.update()
 
+    clock = _Deadline(args.time_limit)
     if jobs == 1:
         if threads:
             torch.set_num_threads(threads)
         for task, runs in work:
+            if not clock.may_start():
+                break
             name = f"{task}/{runs[0][0]}/seed{runs[0][1]}" + (f" +{len(runs) - 1}" if len(runs) > 1 else "")
             bar.set_postfix_str(name)
 
             def on_epoch(epoch, losses, name=name):
                 bar.set_postfix_str(f"{name} epoch {epoch + 1}/{proto.epochs} loss {sum(losses) / len(losses):.3f}")
 
+            start = clock.now()
             done(
                 _run_stack_to_files(
                     task, runs, proto.to_dict(), str(args.out), args.precision, args.compile, device, on_epoch
                 )
             )
+            clock.took(clock.now() - start)
     elif work:
         ctx = multiprocessing.get_context("spawn")
         devices = _device_queue(ctx, device, jobs)
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker, initargs=(devices, threads)) as pool:
-            futures = [
-                pool.submit(
-                    _run_stack_to_files, task, runs, proto.to_dict(), str(args.out), args.precision, args.compile
-                )
-                for task, runs in work
-            ]
-            for fut in as_completed(futures):
-                done(fut.result())
+            pending, running = list(work), {}
+            while pending or running:
+                # At most `jobs` stacks submitted at a time, so a submitted stack starts at once and
+                # the time limit is checked when a worker is free.
+                while pending and len(running) < jobs and clock.may_start():
+                    task, runs = pending.pop(0)
+                    args_ = (task, runs, proto.to_dict(), str(args.out), args.precision, args.compile)
+                    running[pool.submit(_run_stack_to_files, *args_)] = clock.now()
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    clock.took(clock.now() - running.pop(fut))
+                    done(fut.result())
     bar.close()
-    runs = [json.loads(run_path(args.out, *key).read_text()) for key in plan]
+    have = [key for key in plan if run_path(args.out, *key).exists()]
+    if len(have) < len(plan):
+        print(
+            f"rrope posgen: stopped by --time-limit with {len(plan) - len(have)} of {len(plan)} runs not done "
+            "(the longest stack took longer than the time left); run the same command again to continue",
+            flush=True,
+        )
+        if not have:
+            return 0
+    runs = [json.loads(run_path(args.out, *key).read_text()) for key in have]
     summary = write_reports(runs, args.out, _command(args, tasks, seeds))
     print(_table(summary, args.out))
     return 0
+
+
+def _clock() -> float:
+    return time.monotonic()
+
+
+class _Deadline:
+    """``--time-limit``: a stack may start while the time left is at least the longest stack so far."""
+
+    def __init__(self, limit: float | None):
+        self.end = None if limit is None else _clock() + limit
+        self.longest = 0.0
+
+    def now(self) -> float:
+        return _clock()
+
+    def took(self, seconds: float) -> None:
+        self.longest = max(self.longest, seconds)
+
+    def may_start(self) -> bool:
+        return self.end is None or self.end - _clock() >= self.longest
 
 
 class _NoBar:
