@@ -6,8 +6,10 @@ import torch
 from torch import nn
 
 import rrope_core as rr
+from rrope_core.errors import RopeInputError, bad
 from rrope_core.inputs import check_cfg
 
+from .fused import IMPLS
 from .rotation import apply_rotary_qk
 
 __all__ = ["RotaryEmbedding"]
@@ -24,6 +26,8 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, cfg: rr.RopeConfig, inplace: bool = False, impl: str | None = None):
         super().__init__()
+        if impl is not None and impl not in IMPLS:
+            raise bad("impl", impl, f"must be None or one of {IMPLS}", RopeInputError)
         self.cfg = check_cfg(cfg)
         self.inplace = bool(inplace)
         self.impl = impl

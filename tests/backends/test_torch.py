@@ -106,6 +106,11 @@ def test_module_gqa_and_packed_qkv_views_without_copies():
     torch.testing.assert_close(qkv[..., (hq + hk) * d :], v_before, rtol=0, atol=0)
 
 
+def test_module_refuses_an_unknown_impl_when_built():
+    with pytest.raises(rr.RopeInputError, match=r"^impl='cuda' is invalid: must be None or one of"):
+        rt.RotaryEmbedding(CFGS[0], impl="cuda")
+
+
 def test_inplace_autograd_is_the_inverse_rotation():
     cfg = CFGS[0]
     x = torch.randn(3, 64, requires_grad=True)
