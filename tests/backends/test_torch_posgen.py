@@ -350,6 +350,10 @@ def test_end_to_end_writes_json_markdown_png(tmp_path, capsys):
     assert all(g["seeds"] == [0, 1] for g in summary["groups"])
     md = (out / "summary.md").read_text()
     assert "| cot | resonance | 2 |" in md and "rrope posgen --tasks cot,recursive" in md
+    assert "| cot | resonance - rope | 2 |" in md and "Seconds per training epoch of a whole stack" in md
+    runs = [json.loads(p.read_text()) for p in (out / "runs").glob("recursive-rope-*.json")]
+    want = np.median([r["epoch_s"][1] for r in runs])  # 2 epochs: the second alone is each run's median
+    assert summary["groups"][0]["epoch_s_median"] == pytest.approx(want)
     if HAS_MATPLOTLIB:
         assert summary["plot"] == "accuracy_by_position.png"
         assert (out / "accuracy_by_position.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

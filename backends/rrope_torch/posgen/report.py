@@ -124,6 +124,8 @@ def summarize(runs: list[dict]) -> dict:
             row[f"{name}_mean"], row[f"{name}_std"] = float(m), float(s)
         row["acc_by_position_mean"], row["acc_by_position_std"] = _nullable(pos_mean), _nullable(pos_std)
         row["train_s_mean"] = float(np.mean([r["train_s"] for r in rs]))
+        # Epoch 1 excluded where there are more: it includes torch.compile's compilation and warm-up.
+        row["epoch_s_median"] = float(np.median([np.median(r["epoch_s"][1:] or r["epoch_s"]) for r in rs]))
         rows.append(row)
     return {
         "protocol": proto,
@@ -185,6 +187,14 @@ def markdown_table(summary: dict, command: str | None = None) -> str:
             f"| {g['task']} | {g['variant']} | {len(g['seeds'])} | {g['id_acc_mean']:.3f} ± {g['id_acc_std']:.3f} "
             f"| {g['ood_acc_mean']:.3f} ± {g['ood_acc_std']:.3f} |"
         )
+    epoch_s = [g["epoch_s_median"] for g in summary["groups"] if "epoch_s_median" in g]
+    if epoch_s:
+        lines += [
+            "",
+            f"Seconds per training epoch of a whole stack (each run's median over epochs 2 on, then the "
+            f"median over a row's runs): "
+            f"{min(epoch_s):.3g} to {max(epoch_s):.3g} across the rows.",
+        ]
     if summary.get("paired"):
         lines += [
             "",
