@@ -77,6 +77,11 @@ def load_runs(dirs: list[Path]) -> list[dict]:
     return [by_key[k] for k in sorted(by_key)]
 
 
+def _rank(name: str, known: tuple[str, ...]) -> tuple[int, str]:
+    """Sort key: ``known`` names in their documented order, then unknown ones alphabetically."""
+    return (known.index(name) if name in known else len(known), name)
+
+
 def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = values.mean(axis=0)
     std = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
@@ -105,17 +110,10 @@ def summarize(runs: list[dict]) -> dict:
     for r in runs:
         groups.setdefault((r["task"], r["variant"]), []).append(r)
 
-    def order(key):
-        task, variant = key
-        return (
-            TASKS.index(task) if task in TASKS else len(TASKS),
-            task,
-            VARIANTS.index(variant) if variant in VARIANTS else len(VARIANTS),
-            variant,
-        )
-
     rows = []
-    for (task, variant), rs in sorted(groups.items(), key=lambda kv: order(kv[0])):
+    for (task, variant), rs in sorted(
+        groups.items(), key=lambda kv: _rank(kv[0][0], TASKS) + _rank(kv[0][1], VARIANTS)
+    ):
         by_pos = np.array([[np.nan if a is None else a for a in r["acc_by_position"]] for r in rs], dtype=np.float64)
         pos_mean, pos_std = _mean_std(by_pos)
         row = {"task": task, "variant": variant, "seeds": sorted(r["seed"] for r in rs)}
@@ -144,7 +142,7 @@ def paired(runs: list[dict]) -> list[dict]:
     """OOD accuracy of each Resonance variant minus its base (:data:`PAIRS`), seed by seed, per task,
     over the seeds run for both: mean and sample std of the difference, and the seeds it is > 0."""
     ood = {(r["task"], r["variant"], r["seed"]): r["ood_acc"] for r in runs}
-    tasks = sorted({t for t, _, _ in ood}, key=lambda t: (TASKS.index(t) if t in TASKS else len(TASKS), t))
+    tasks = sorted({t for t, _, _ in ood}, key=lambda t: _rank(t, TASKS))
     rows = []
     for task in tasks:
         for variant, base in PAIRS:
