@@ -189,7 +189,8 @@ def launch_params(s: int, b: int, hq: int, hk: int, p: int) -> tuple[int, int, i
     Pure Python and cached: this runs on every call, and host time bounds small shapes.
     """
     o = OVERRIDES
-    return _launch_params(s, b, hq, hk, p, o.get("BLOCK_S", 16), o.get("TARGET", 2112), o.get("WARPS"))
+    params = _launch_params.__wrapped__ if torch.compiler.is_compiling() else _launch_params  # Dynamo warns on caches
+    return params(s, b, hq, hk, p, o.get("BLOCK_S", 16), o.get("TARGET", 2112), o.get("WARPS"))
 
 
 #: Compiled kernels by everything Triton specializes on (argument dtypes, pointer alignment, integer
@@ -226,20 +227,12 @@ def rope_launch(q, k, q_out, k_out, pos, freq, step, *, rotary_dim: int, half: b
 
     pointers = (q, kk, q_out, kko, pos, freq, freq if step is None else step)
     ints = (s, hq, hk, gq, *st(q), *st(kk), *st(q_out), *st(kko), pos_sb, pos_ss)
-    if not DIRECT_LAUNCH or torch.compiler.is_compiling():  # Triton's launcher; traced by torch.compile
-        _rope_kernel[grid](
-            q, kk, q_out, kko, pos, freq, freq if step is None else step,
-            s, hq, hk, gq,
-            *st(q), *st(kk), *st(q_out), *st(kko),
-            pos_sb, pos_ss,
-            float(scale), float(sin_sign),
-            P=p, BLOCK_P=_pow2(p), HALF=half, RESONANCE=resonance,
-            PASS=passthrough, D=d, BLOCK_PASS=_pow2(max(d - rotary_dim, 1)),
-            BLOCK_S=block_s, HG=hg, LIBDEVICE=_LIBDEVICE, num_warps=warps,
-        )  # fmt: skip
-        return
-    consts, const_values = _constexprs(p, half, resonance, passthrough, d, rotary_dim, block_s, hg)
     args = pointers + ints + (float(scale), float(sin_sign))
+    const_args = (p, half, resonance, passthrough, d, rotary_dim, block_s, hg)
+    if not DIRECT_LAUNCH or torch.compiler.is_compiling():  # Triton's launcher; traced by torch.compile
+        _rope_kernel[grid](*args, **_consts(*const_args), num_warps=warps)
+        return
+    consts, const_values = _constexprs(*const_args)
     key = (q.device, grid, warps, const_values, ints) + tuple((t.dtype, t.data_ptr() % 16) for t in pointers)
     kernel = _COMPILED.get(key)
     if kernel is not None:
@@ -260,12 +253,17 @@ def _disable_direct_launch(exc: Exception) -> None:
     warnings.warn(f"rrope_torch: direct Triton launch unavailable ({exc}); using Triton's launcher", stacklevel=3)
 
 
+def _consts(p, half, resonance, passthrough, d, rotary_dim, block_s, hg) -> dict:
+    """The kernel's compile-time arguments by name (uncached: ``torch.compile`` traces this one)."""
+    return dict(
+        P=p, BLOCK_P=_pow2(p), HALF=half, RESONANCE=resonance, PASS=passthrough, D=d,
+        BLOCK_PASS=_pow2(max(d - rotary_dim, 1)), BLOCK_S=block_s, HG=hg, LIBDEVICE=_LIBDEVICE,
+    )  # fmt: skip
+
+
 @functools.lru_cache(maxsize=1024)
 def _constexprs(p, half, resonance, passthrough, d, rotary_dim, block_s, hg) -> tuple[dict, tuple]:
     """The kernel's compile-time arguments by name, and their values in signature order (a compiled
     kernel's launcher takes every parameter, constexprs included, positionally)."""
-    consts = dict(
-        P=p, BLOCK_P=_pow2(p), HALF=half, RESONANCE=resonance, PASS=passthrough, D=d,
-        BLOCK_PASS=_pow2(max(d - rotary_dim, 1)), BLOCK_S=block_s, HG=hg, LIBDEVICE=_LIBDEVICE,
-    )  # fmt: skip
+    consts = _consts(p, half, resonance, passthrough, d, rotary_dim, block_s, hg)
     return consts, tuple(consts.values())
