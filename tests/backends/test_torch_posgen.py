@@ -351,6 +351,7 @@ def test_end_to_end_writes_json_markdown_png(tmp_path, capsys):
     md = (out / "summary.md").read_text()
     assert "| cot | resonance | 2 |" in md and "rrope posgen --tasks cot,recursive" in md
     assert "| cot | resonance - rope | 2 |" in md and "Seconds per training epoch of a whole stack" in md
+    assert ", fn sum;" in md  # the combining function is part of the protocol line
     runs = [json.loads(p.read_text()) for p in (out / "runs").glob("recursive-rope-*.json")]
     want = np.median([r["epoch_s"][1] for r in runs])  # 2 epochs: the second alone is each run's median
     assert summary["groups"][0]["epoch_s_median"] == pytest.approx(want)

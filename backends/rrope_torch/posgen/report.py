@@ -171,7 +171,7 @@ def markdown_table(summary: dict, command: str | None = None) -> str:
         "# PosGen results",
         "",
         f"Train length {proto['train_len']}, test length {proto['test_len']} (teacher forcing); "
-        f"p={proto['p']}, j={proto['j']}, k={proto['k']}; {proto['n_layers']} layers, d_model {proto['d_model']}, "
+        f"p={proto['p']}, j={proto['j']}, k={proto['k']}, fn {proto.get('fn', 'sum')}; {proto['n_layers']} layers, d_model {proto['d_model']}, "
         f"{proto['n_heads']} heads; {proto['n_train']} sequences x {proto['epochs']} epochs; "
         f"{summary.get('precision', 'fp32')} training. "
         f"ID: positions {proto['j'] + proto['k']}..{proto['train_len'] - 1}; "
