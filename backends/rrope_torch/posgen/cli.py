@@ -97,7 +97,9 @@ def _number(kind: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .data import COMBINE
     from .model import VARIANTS
+    from .train import PAPER, PRECISIONS, QUICK
 
     parser.add_argument(
         "--tasks",
@@ -154,7 +156,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--precision",
-        choices=("fp32", "tf32", "bf16"),
+        choices=PRECISIONS,
         default="fp32",
         help="training arithmetic: fp32 (default), tf32 (CUDA matmuls with TensorFloat-32 inputs) or bf16 "
         "(autocast; float32 weights and optimizer); recorded in each run's JSON",
@@ -176,8 +178,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "finish); for time-limited allocations: run the same command again to continue",
     )
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    from .data import COMBINE
-    from .train import PAPER, QUICK
 
     group = parser.add_argument_group("protocol (defaults: the paper's; --quick changes some, flags override both)")
     group.add_argument(
