@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from rrope_torch.posgen.data import loss_mask
-from rrope_torch.posgen.stacked import StackedPosGen
-from rrope_torch.posgen.train import PAPER, batch_loss, build_models, make_optimizer, training_precision
+from rrope_posgen.data import loss_mask
+from rrope_posgen.stacked import StackedPosGen
+from rrope_posgen.train import PAPER, batch_loss, build_models, make_optimizer, training_precision
 
 VARIANTS = ("rope", "resonance", "yarn", "resonance_yarn")
 

@@ -14,7 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("rrope_core.commands.inspect", "per-pair table of a RoPE config (flags or config.json)"),
     "plot": ("rrope_core.commands.plot", "PNG of wavelengths and feature gap (needs matplotlib)"),
     "convert": ("rrope_core.commands.convert", "rewrite a rope block: transformers v4 <-> v5, MLX freqs, GGUF"),
-    "posgen": ("rrope_torch.posgen.cli", "the PosGen train-short-test-long benchmark (needs torch)"),
+    "posgen": ("rrope_posgen.cli", "the PosGen train-short-test-long benchmark (needs torch)"),
 }
 
 

@@ -51,6 +51,19 @@ _PROTOCOL_FLAGS = {
     "--base": ("base", "pos", "RoPE base (theta)"),
     "--beta-fast": ("beta_fast", "pos", "YaRN beta_fast (the paper's code: 2 for these tiny models)"),
     "--beta-slow": ("beta_slow", "pos", "YaRN beta_slow (the paper's code: 1)"),
+    "--n-val": ("n_val", "int", "validation sequences (--checkpoint best_id)"),
+    "--val-every": ("val_every", "int", "epochs between validations (--checkpoint best_id)"),
+}
+
+#: flag -> (Protocol field, choices or None for a boolean, help): where the protocols differ (docs/posgen.md).
+_KNOB_FLAGS = {
+    "--yarn-timing": ("yarn_timing", "YARN_TIMINGS", "YaRN tables in training and evaluation, or at evaluation only"),
+    "--yarn-range": ("yarn_range", "YARN_RANGES", "YaRN's correction range at the train or the test length"),
+    "--bos": ("bos", None, "a start token at position 0"),
+    "--data": ("data", "SEED_RULES", "seed tokens: random, disjoint (no shared seeds) or code (cycled combinations)"),
+    "--block": ("block", "BLOCKS", "pre_ln (ours) or t5 (the code's T5 decoder block)"),
+    "--freeze-ffn": ("freeze_ffn", None, "never train the FFN (the code's T5 quirk; needs --block t5)"),
+    "--checkpoint": ("checkpoint", "CHECKPOINTS", "final weights, or best_id: the best by ID validation accuracy"),
 }
 
 
@@ -97,9 +110,10 @@ def _number(kind: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from . import protocol
     from .data import COMBINE
-    from .model import VARIANTS
-    from .train import PAPER, PRECISIONS, QUICK
+    from .protocol import PAPER, PRESETS, QUICK, VARIANTS
+    from .train import PRECISIONS
 
     parser.add_argument(
         "--tasks",
@@ -179,7 +193,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
-    group = parser.add_argument_group("protocol (defaults: the paper's; --quick changes some, flags override both)")
+    parser.add_argument(
+        "--protocol",
+        choices=tuple(PRESETS),
+        default="clean",
+        help="preset of the knobs below: clean (ours; default), paper-code (every choice as the official code "
+        "makes it), paper-text (as the paper's appendix C.1 says, the code's choice where it is silent)",
+    )
+    group = parser.add_argument_group(
+        "protocol (defaults: the --protocol preset; --quick changes sizes, flags override both)"
+    )
     group.add_argument(
         "--fn",
         choices=tuple(COMBINE),
@@ -188,8 +211,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for flag, (field, kind, text) in _PROTOCOL_FLAGS.items():
         paper, quick = getattr(PAPER, field), getattr(QUICK, field)
-        text += f" (paper {paper:g}" + ("" if quick == paper else f", quick {quick:g}") + ")"
+        text += f" (default {paper:g}" + ("" if quick == paper else f", quick {quick:g}") + ")"
         group.add_argument(flag, dest=field, type=_number(kind), metavar="N" if kind == "int" else "X", help=text)
+    presets = ", ".join
+    for flag, (field, choices, text) in _KNOB_FLAGS.items():
+        text += " (" + presets(f"{name} {getattr(p, field)}" for name, p in PRESETS.items()) + ")"
+        if choices is None:
+            group.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            group.add_argument(flag, dest=field, choices=getattr(protocol, choices), help=text)
 
 
 def resolve(args: argparse.Namespace):
@@ -197,10 +227,10 @@ def resolve(args: argparse.Namespace):
     :class:`RopeInputError` naming the flag, before any training."""
     import torch
 
-    from .train import PAPER, QUICK
+    from .protocol import preset
 
-    proto = QUICK if args.quick else PAPER
-    fields = [f for f, *_ in _PROTOCOL_FLAGS.values()] + ["fn"]
+    proto = preset(args.protocol, args.quick)
+    fields = [f for f, *_ in _PROTOCOL_FLAGS.values()] + [f for f, *_ in _KNOB_FLAGS.values()] + ["fn"]
     proto = replace(proto, **{f: getattr(args, f) for f in fields if getattr(args, f) is not None})
     if proto.d_model % proto.n_heads:
         raise bad("--d-model", proto.d_model, f"must be divisible by --heads={proto.n_heads}", RopeInputError)
@@ -244,6 +274,7 @@ def resolve(args: argparse.Namespace):
 def _command(args: argparse.Namespace, tasks, seeds) -> str:
     """The canonical command line that reproduces this sweep."""
     parts = ["rrope", "posgen"] + (["--quick"] if args.quick else [])
+    parts += [] if args.protocol == "clean" else ["--protocol", args.protocol]
     parts += ["--tasks", ",".join(tasks), "--variants", ",".join(args.variants), "--seeds", str(len(seeds))]
     if seeds[0]:
         parts += ["--seed-start", str(seeds[0])]
@@ -251,9 +282,12 @@ def _command(args: argparse.Namespace, tasks, seeds) -> str:
         [] if args.precision == "fp32" else ["--precision", args.precision]
     )
     parts += ["--compile"] if args.compile else []
-    for flag, (field, *_) in {"--fn": ("fn",), **_PROTOCOL_FLAGS}.items():
-        if getattr(args, field) is not None:
-            parts += [flag, str(getattr(args, field))]
+    for flag, (field, *_) in {"--fn": ("fn",), **_PROTOCOL_FLAGS, **_KNOB_FLAGS}.items():
+        value = getattr(args, field)
+        if isinstance(value, bool):
+            parts += [flag if value else "--no-" + flag[2:]]
+        elif value is not None:
+            parts += [flag, str(value)]
     return " ".join(parts)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from rrope_core.errors import RopeInputError, bad
 
 from .data import TASKS
-from .model import VARIANTS
+from .protocol import VARIANTS, Protocol
 
 __all__ = [
     "run_path",
@@ -49,9 +49,10 @@ def write_json(path: Path, data: object) -> None:
 
 
 def setting(rec: dict) -> dict:
-    """What must match for two runs to be compared or merged: the protocol and the training
-    precision (records written before ``precision`` existed were float32)."""
-    return {**rec["protocol"], "precision": rec.get("precision", "fp32")}
+    """What must match for two runs to be compared or merged: every protocol knob and the training
+    precision. Records written before a knob existed get its default (the clean protocol's: what
+    they ran), and before ``precision`` existed were float32."""
+    return {**Protocol(**rec["protocol"]).to_dict(), "precision": rec.get("precision", "fp32")}
 
 
 def load_runs(dirs: list[Path]) -> list[dict]:

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rrope_core.errors import RopeInputError, bad
+from rrope_torch import RotaryEmbedding
 
-from ..module import RotaryEmbedding
-from .model import PosGenTransformer
+from .model import PosGenTransformer, attention_scale
 
 __all__ = ["StackedPosGen"]
 
@@ -31,9 +31,20 @@ def _key(name: str) -> str:
     return name.replace(".", "__")  # ParameterDict keys cannot hold dots
 
 
-def _hyper(model: PosGenTransformer) -> tuple[int, int, float]:
-    """What the parameter shapes do not show: ``(layers, heads, dropout)``."""
-    return len(model.blocks), model.blocks[0].attn.n_heads if len(model.blocks) else 1, model.drop.p
+def _hyper(model: PosGenTransformer) -> tuple[int, int, float, str]:
+    """What the parameter shapes do not show: ``(layers, heads, dropout, block)``."""
+    return len(model.blocks), model.blocks[0].attn.n_heads if len(model.blocks) else 1, model.drop.p, model.block
+
+
+def _groups(ropes: list, impl: str | None) -> list[tuple[int, int, RotaryEmbedding | None]]:
+    """Runs of consecutive members with one position encoding, rotated together: ``(start, end, rotary)``."""
+    fingerprints = [None if r is None else r.fingerprint for r in ropes]
+    groups = []
+    for _, run in itertools.groupby(range(len(ropes)), key=fingerprints.__getitem__):
+        idx = list(run)
+        rope = ropes[idx[0]]
+        groups.append((idx[0], idx[-1] + 1, None if rope is None else RotaryEmbedding(rope, impl=impl)))
+    return groups
 
 
 def _rotate(rotary: RotaryEmbedding | None, q: torch.Tensor, k: torch.Tensor, pos: torch.Tensor):
@@ -59,22 +70,31 @@ class StackedPosGen(nn.Module):
                 raise bad(
                     f"models[{i}]",
                     type(m).__name__,
-                    "must have the sizes, heads and dropout of models[0]",
+                    "must have the sizes, heads, dropout, block and frozen FFN of models[0]",
                     RopeInputError,
                 )
-        self.n_layers, self.n_heads, self.dropout = _hyper(models[0])
+            if [p.requires_grad for p in named[i].values()] != [p.requires_grad for p in named[0].values()]:
+                raise bad(f"models[{i}]", type(m).__name__, "must freeze what models[0] freezes", RopeInputError)
+        self.n_layers, self.n_heads, self.dropout, self.block = _hyper(models[0])
         self.vocab, self.d_model = models[0].embed.weight.shape
         self.params = nn.ParameterDict(
-            {_key(n): nn.Parameter(torch.stack([params[n].detach() for params in named])) for n in shapes}
+            {
+                _key(n): nn.Parameter(torch.stack([params[n].detach() for params in named]), p.requires_grad)
+                for n, p in named[0].items()
+            }
         )
-        # Runs of consecutive members with one position encoding are rotated together.
-        fingerprints = [None if m.rope is None else m.rope.fingerprint for m in models]
-        self.groups: list[tuple[int, int, RotaryEmbedding | None]] = []
-        for _, run in itertools.groupby(range(len(models)), key=fingerprints.__getitem__):
-            idx = list(run)
-            rope = models[idx[0]].rope
-            self.groups.append((idx[0], idx[-1] + 1, None if rope is None else RotaryEmbedding(rope, impl=impl)))
+        self.impl = impl
+        self.groups = _groups([m.rope for m in models], impl)
+        self.eval_groups = _groups([m.eval_rope for m in models], impl)
         self.register_buffer("vocab_offset", torch.arange(len(models)) * self.vocab, persistent=False)
+
+    def set_eval_ropes(self, ropes: list) -> None:
+        """Member ``e`` is evaluated with ``ropes[e]`` from now on (its training encoding is unchanged)."""
+        if len(ropes) != self.n_members:
+            raise bad(
+                "ropes", f"<{len(ropes)} configs>", f"must hold one per member ({self.n_members})", RopeInputError
+            )
+        self.eval_groups = _groups(list(ropes), self.impl)
 
     @property
     def n_members(self) -> int:
@@ -89,14 +109,20 @@ class StackedPosGen(nn.Module):
 
     def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
         """``x @ W_e^T + b_e`` per member; ``W`` is ``(E, out, in)`` as in ``nn.Linear``."""
-        w, b = self._p(name + ".weight"), self._p(name + ".bias")
+        w = self._p(name + ".weight")
         e, *mid, d_in = x.shape
-        y = torch.baddbmm(b[:, None, :], x.reshape(e, -1, d_in), w.transpose(1, 2))
+        if _key(name + ".bias") in self.params:
+            y = torch.baddbmm(self._p(name + ".bias")[:, None, :], x.reshape(e, -1, d_in), w.transpose(1, 2))
+        else:
+            y = torch.bmm(x.reshape(e, -1, d_in), w.transpose(1, 2))
         return y.view(e, *mid, w.shape[1])
 
     def _layer_norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        y = F.layer_norm(x, x.shape[-1:])
-        return y * self._p(name + ".weight")[:, None, None, :] + self._p(name + ".bias")[:, None, None, :]
+        """LayerNorm (``pre_ln``) or RMSNorm with eps 1e-6 (``t5``), each member with its own weights."""
+        w = self._p(name + ".weight")[:, None, None, :]
+        if self.block == "t5":
+            return F.rms_norm(x, x.shape[-1:], eps=1e-6) * w
+        return F.layer_norm(x, x.shape[-1:]) * w + self._p(name + ".bias")[:, None, None, :]
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, self.dropout, self.training)
@@ -107,16 +133,23 @@ class StackedPosGen(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
         pos = torch.arange(length, device=x.device)
         # Per group of members: split/cat, so backward copies once each way (slices would zero-fill per group).
-        sizes = [(end - start) * b for start, end, _ in self.groups]
+        groups = self.groups if self.training else self.eval_groups
+        sizes = [(end - start) * b for start, end, _ in groups]
         rotated = [
-            _rotate(rot, qg, kg, pos)
-            for (*_, rot), qg, kg in zip(self.groups, q.split(sizes), k.split(sizes), strict=True)
+            _rotate(rot, qg, kg, pos) for (*_, rot), qg, kg in zip(groups, q.split(sizes), k.split(sizes), strict=True)
         ]
         if len(rotated) > 1:
             q, k = torch.cat([qk[0] for qk in rotated]), torch.cat([qk[1] for qk in rotated])
         else:
             q, k = rotated[0]
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            is_causal=True,
+            dropout_p=self.dropout if self.training else 0.0,
+            scale=attention_scale(self.block, d // self.n_heads),
+        )
         return self._linear(y.transpose(1, 2).reshape(e, b, length, d), f"blocks.{i}.attn.out")
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -124,8 +157,13 @@ class StackedPosGen(nn.Module):
             raise bad("tokens.shape", tuple(tokens.shape), f"must be (E={self.n_members}, B, L)", RopeInputError)
         table = self._p("embed.weight").flatten(0, 1)  # (E*vocab, d): member e's rows start at e*vocab
         x = self._drop(F.embedding(tokens + self.vocab_offset[:, None, None], table))
+        t5 = self.block == "t5"
         for i in range(self.n_layers):
             x = x + self._drop(self._attention(self._layer_norm(x, f"blocks.{i}.ln1"), i))
-            h = F.gelu(self._linear(self._layer_norm(x, f"blocks.{i}.ln2"), f"blocks.{i}.mlp.0"))
-            x = x + self._drop(self._linear(h, f"blocks.{i}.mlp.2"))
-        return self._linear(self._layer_norm(x, "ln_f"), "head")
+            h = self._linear(self._layer_norm(x, f"blocks.{i}.ln2"), f"blocks.{i}.mlp.0")
+            h = self._drop(F.relu(h)) if t5 else F.gelu(h)
+            x = x + self._drop(self._linear(h, f"blocks.{i}.mlp.{3 if t5 else 2}"))
+        if not t5:
+            return self._linear(self._layer_norm(x, "ln_f"), "head")
+        h = self._drop(self._layer_norm(x, "ln_f")) * self.d_model**-0.5
+        return torch.matmul(h, self._p("embed.weight").transpose(1, 2)[:, None])  # tied, T5's rescale

@@ -26,7 +26,6 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -34,15 +33,25 @@ import torch.nn.functional as F
 
 from rrope_core.errors import RopeInputError, bad
 
-from .data import generate, loss_mask
-from .model import PosGenTransformer, rope_config
+from .data import generate, loss_mask, split_seeds
+from .model import PosGenTransformer
+from .protocol import CLEAN, PAPER, PAPER_CODE, PAPER_TEXT, PRESETS, QUICK, Protocol, preset
 from .stacked import StackedPosGen
+
+#: Training arithmetic (``train_runs(precision=)``, ``rrope posgen --precision``).
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 __all__ = [
     "Protocol",
-    "QUICK",
+    "CLEAN",
     "PAPER",
+    "PAPER_CODE",
+    "PAPER_TEXT",
+    "PRESETS",
+    "QUICK",
+    "preset",
     "PRECISIONS",
+    "make_data",
     "train_runs",
     "train_and_evaluate",
     "evaluate",
@@ -52,71 +61,6 @@ __all__ = [
     "make_optimizer",
     "training_precision",
 ]
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """Everything shared by the runs of one sweep (all but task, variant and seed)."""
-
-    p: int = 17
-    fn: str = "sum"
-    j: int = 3
-    k: int = 1
-    train_len: int = 64
-    test_len: int = 256
-    n_train: int = 10_000
-    n_test: int = 1_000
-    epochs: int = 150
-    batch_size: int = 128
-    lr: float = 2e-4
-    weight_decay: float = 0.01
-    pct_start: float = 0.1
-    n_layers: int = 6
-    d_model: int = 512
-    n_heads: int = 8
-    dropout: float = 0.1
-    base: float = 10000.0
-    beta_fast: float = 2.0
-    beta_slow: float = 1.0
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def rope_config(self, variant: str):
-        """The position encoding of ``variant`` under this protocol (None for ``nope``)."""
-        return rope_config(
-            variant,
-            self.head_dim,
-            self.train_len,
-            self.test_len,
-            base=self.base,
-            beta_fast=self.beta_fast,
-            beta_slow=self.beta_slow,
-        )
-
-
-#: Training arithmetic (``train_runs(precision=)``, ``rrope posgen --precision``).
-PRECISIONS = ("fp32", "tf32", "bf16")
-
-#: The paper's setting (sec. 5.1; 5 seeds; tasks recursive, cot, semi_recursive).
-PAPER = Protocol()
-
-#: ``rrope posgen --quick``: fits 2 CPU cores in minutes (see docs/posgen.md for its measured time).
-QUICK = Protocol(
-    n_layers=2,
-    d_model=128,
-    n_heads=4,
-    n_train=2000,
-    n_test=200,
-    epochs=8,
-    batch_size=32,
-    lr=1e-3,
-    dropout=0.0,
-)
 
 
 def masked_loss(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -133,14 +77,9 @@ def masked_loss(logits: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor) 
 
 
 @torch.no_grad()
-def evaluate(
-    model: StackedPosGen, tokens: torch.Tensor, train_len: int, scored_from: int, batch_size: int = 256
-) -> list[dict]:
-    """Teacher-forced accuracy of each member of ``model`` on its ``tokens[e]`` ``(E, n, test_len)``.
-
-    Returns per member ``acc_by_position`` (a list, ``None`` for the unscored seed positions),
-    ``id_acc`` (positions ``scored_from .. train_len-1``) and ``ood_acc`` (``train_len .. test_len-1``).
-    """
+def predictions_correct(model: StackedPosGen, tokens: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """``(E, L-1)`` float64: per member, how many of its sequences ``tokens[e]`` ``(E, n, L)`` have
+    token ``t+1`` predicted right (teacher forcing, argmax) from tokens ``0..t``; eval mode."""
     model.eval()
     n_members, n, length = tokens.shape
     correct = torch.zeros(n_members, length - 1, dtype=torch.float64)
@@ -148,9 +87,27 @@ def evaluate(
         x = tokens[:, i : i + batch_size]
         pred = model(x[..., :-1]).argmax(-1)
         correct += (pred == x[..., 1:]).sum(1).to("cpu", torch.float64)
+    return correct
+
+
+def evaluate(
+    model: StackedPosGen,
+    tokens: torch.Tensor,
+    train_len: int,
+    scored_from: int,
+    batch_size: int = 256,
+    offset: int = 0,
+) -> list[dict]:
+    """Teacher-forced accuracy of each member of ``model`` on its ``tokens[e]`` ``(E, n, offset + test_len)``.
+
+    ``offset`` tokens (a start token) precede the data; positions are data positions. Returns per
+    member ``acc_by_position`` (a list, ``None`` for the unscored seed positions), ``id_acc``
+    (positions ``scored_from .. train_len-1``) and ``ood_acc`` (``train_len .. test_len-1``).
+    """
+    n = tokens.shape[1]
     out = []
-    for row in (correct / n).numpy():
-        acc = np.concatenate([[np.nan], row])
+    for row in (predictions_correct(model, tokens, batch_size) / n).numpy():
+        acc = np.concatenate([[np.nan], row])[offset:]  # acc[t]: data token t
         acc[:scored_from] = np.nan
         out.append(
             {
@@ -162,6 +119,23 @@ def evaluate(
     return out
 
 
+def make_data(task: str, proto: Protocol, seed: int) -> dict[str, np.ndarray]:
+    """``{"train": (n_train, L), "val": (n_val, L), "test": (n_test, L')}`` token arrays of one run seed:
+    train and val at ``train_len`` (validation scores in-distribution positions only, and attention is
+    causal, so the code's longer validation rows give the same predictions there), test at
+    ``test_len``; seed tokens by ``proto.data`` (:func:`data.split_seeds`), a start token ``p`` first
+    if ``proto.bos``."""
+    sizes = {"train": proto.n_train, "val": proto.n_val, "test": proto.n_test}
+    seeds = split_seeds(proto.data, sizes, proto.p, proto.j + proto.k, seed)
+    rule = dict(p=proto.p, j=proto.j, k=proto.k, fn=proto.fn)
+    out = {}
+    for split, n in sizes.items():
+        length = proto.test_len if split == "test" else proto.train_len
+        x = generate(task, n, length, seeds=seeds[split], **rule)
+        out[split] = np.concatenate([np.full((n, 1), proto.p), x], axis=1) if proto.bos else x
+    return out
+
+
 def build_models(task_vocab: int, runs: list[tuple[str, int]], proto: Protocol) -> list[PosGenTransformer]:
     """One :class:`PosGenTransformer` per ``(variant, seed)``, initialised under ``torch.manual_seed(seed)``
     (so one seed gives every variant the same initial weights)."""
@@ -170,12 +144,14 @@ def build_models(task_vocab: int, runs: list[tuple[str, int]], proto: Protocol) 
         torch.manual_seed(seed)
         models.append(
             PosGenTransformer(
-                task_vocab,
+                task_vocab + proto.offset,
                 proto.rope_config(variant),
                 n_layers=proto.n_layers,
                 d_model=proto.d_model,
                 n_heads=proto.n_heads,
                 dropout=proto.dropout,
+                block=proto.block,
+                freeze_ffn=proto.freeze_ffn,
             )
         )
     return models
@@ -193,8 +169,10 @@ def train_runs(
 ) -> list[dict]:
     """Train the ``(variant, seed)`` runs of ``task`` as one :class:`StackedPosGen` and evaluate them.
 
-    Each run sees its own seed's data and batch order, as if trained alone. ``precision``: ``fp32``;
-    ``tf32`` (CUDA matmuls with TensorFloat-32 inputs, float32 accumulation); ``bf16``
+    Each run sees its own seed's data and batch order, as if trained alone. With
+    ``yarn_timing="eval_only"`` the runs of ``yarn`` and ``rope`` (``resonance_yarn`` and
+    ``resonance``) of one seed are one training, evaluated under each table. ``precision``:
+    ``fp32``; ``tf32`` (CUDA matmuls with TensorFloat-32 inputs, float32 accumulation); ``bf16``
     (``torch.autocast``: bfloat16 matmuls and attention, float32 weights, optimizer and losses).
     ``compile``: the training forward pass and loss go through ``torch.compile`` (the rotation
     then runs as traced torch ops, ``impl="eager"``, which Inductor fuses with its neighbours;
@@ -208,35 +186,36 @@ def train_runs(
         raise bad("compile", compile, "must be True or False", RopeInputError)
     start = time.perf_counter()
     device = torch.device(device)
+    trainings = list(dict.fromkeys((proto.trained_as(v), s) for v, s in runs))
     # Models first: a bad variant (or no runs) is refused before any data is generated.
-    model = StackedPosGen(build_models(proto.p, runs, proto), impl="eager" if compile else None).to(device)
-    rule = dict(p=proto.p, j=proto.j, k=proto.k, fn=proto.fn)
-    data = {}
-    for _, seed in runs:
-        if seed not in data:
-            train = generate(task, proto.n_train, proto.train_len, seed=np.random.default_rng([seed, 0]), **rule)
-            test = generate(task, proto.n_test, proto.test_len, seed=np.random.default_rng([seed, 1]), **rule)
-            data[seed] = torch.from_numpy(train), torch.from_numpy(test)
-    train_t = torch.stack([data[s][0] for _, s in runs]).to(device)
-    test_t = torch.stack([data[s][1] for _, s in runs]).to(device)
+    model = StackedPosGen(build_models(proto.p, trainings, proto), impl="eager" if compile else None).to(device)
+    passes = _eval_passes(runs, [trainings.index((proto.trained_as(v), s)) for v, s in runs])
+    data = {s: make_data(task, proto, s) for s in dict.fromkeys(s for _, s in trainings)}
+    train_t, val_t, test_t = (
+        torch.stack([torch.from_numpy(data[s][split]) for _, s in trainings]).to(device)
+        for split in ("train", "val", "test")
+    )
     opt = make_optimizer(model, proto)
     steps = math.ceil(proto.n_train / proto.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=proto.lr, total_steps=proto.epochs * steps, pct_start=proto.pct_start, anneal_strategy="cos"
     )
-    mask = torch.from_numpy(loss_mask(proto.train_len, proto.j, proto.k)).to(device)
-    shuffles = [torch.Generator().manual_seed(seed) for _, seed in runs]
-    members = torch.arange(len(runs), device=device)[:, None]
+    mask = np.concatenate([np.zeros(proto.offset, bool), loss_mask(proto.train_len, proto.j, proto.k)])
+    mask = torch.from_numpy(mask).to(device)
+    shuffles = [torch.Generator().manual_seed(seed) for _, seed in trainings]
+    members = torch.arange(len(trainings), device=device)[:, None]
+    scored = dict(train_len=proto.train_len, scored_from=proto.j + proto.k, offset=proto.offset)
+    best: dict[tuple[str, int], dict] = {}  # run -> {"acc", "epoch", "params"} (checkpoint="best_id")
     losses, epoch_s = [], []
     with training_precision(precision, device) as autocast:
         step_loss = batch_loss(model, mask, autocast, compile)
         for epoch in range(proto.epochs):
             tick = time.perf_counter()
             model.train()
-            total = torch.zeros(len(runs), device=device)
+            total = torch.zeros(len(trainings), device=device)
             order = torch.stack([torch.randperm(proto.n_train, generator=g) for g in shuffles]).to(device)
             for idx in order.split(proto.batch_size, dim=1):
-                x = train_t[members, idx]  # (E, batch, train_len): member e's own sequences
+                x = train_t[members, idx]  # (E, batch, L): member e's own sequences
                 loss = step_loss(x)
                 opt.zero_grad(set_to_none=True)
                 loss.sum().backward()  # members are independent: d(sum)/d(theta_e) = d(loss_e)/d(theta_e)
@@ -244,15 +223,27 @@ def train_runs(
                 sched.step()
                 total += loss.detach() * idx.shape[1]
             losses.append((total / proto.n_train).tolist())  # waits for the device: epoch_s is honest
+            if proto.checkpoint == "best_id" and (epoch + 1) % proto.val_every == 0:
+                with autocast():
+                    _keep_best(model, proto, trainings, passes, val_t, scored, best, epoch + 1)
             epoch_s.append(round(time.perf_counter() - tick, 3))
             if on_epoch is not None:
                 on_epoch(epoch, losses[-1])
         train_s = time.perf_counter() - start
+        metrics = {}
         with autocast():
-            metrics = evaluate(model, test_t, proto.train_len, proto.j + proto.k)
+            for ps in passes:
+                _use_pass(model, proto, trainings, ps)
+                if best:
+                    with torch.no_grad():
+                        for e, run in ps.items():
+                            for name, p in model.params.items():
+                                p[e].copy_(best[run]["params"][name])
+                results = evaluate(model, test_t, **scored)
+                metrics.update({run: results[e] for e, run in ps.items()})
     wall_s = round(time.perf_counter() - start, 3)
     n_params = sum(p[0].numel() for p in model.parameters())
-    stack = [f"{v}/seed{s}" for v, s in runs]
+    stack = [f"{v}/seed{s}" for v, s in trainings]
     return [
         {
             "task": task,
@@ -260,8 +251,14 @@ def train_runs(
             "seed": seed,
             "protocol": proto.to_dict(),
             "rope": _rope_dict(proto, variant),
-            **metrics[e],
-            "train_loss_by_epoch": [row[e] for row in losses],
+            "trained_as": proto.trained_as(variant),
+            **metrics[variant, seed],
+            **(
+                {"checkpoint_epoch": best[variant, seed]["epoch"], "val_id_acc": best[variant, seed]["acc"]}
+                if best
+                else {"checkpoint_epoch": proto.epochs}
+            ),
+            "train_loss_by_epoch": [row[trainings.index((proto.trained_as(variant), seed))] for row in losses],
             "epoch_s": epoch_s,
             "n_params": n_params,
             "device": str(device),
@@ -272,8 +269,39 @@ def train_runs(
             "train_s": round(train_s, 3),
             "wall_s": wall_s,
         }
-        for e, (variant, seed) in enumerate(runs)
+        for variant, seed in runs
     ]
+
+
+def _eval_passes(runs: list[tuple[str, int]], member: list[int]) -> list[dict[int, tuple[str, int]]]:
+    """Evaluation passes: each maps members to the run they are evaluated as, a member at most once
+    per pass (one trained model serves two runs when YaRN is applied at evaluation only)."""
+    passes: list[dict[int, tuple[str, int]]] = []
+    for run, e in zip(runs, member, strict=True):
+        free = next((ps for ps in passes if e not in ps), None)
+        if free is None:
+            passes.append(free := {})
+        free[e] = run
+    return passes
+
+
+def _use_pass(model: StackedPosGen, proto: Protocol, trainings, ps: dict) -> None:
+    """Set each member's evaluation encoding to that of the run it stands for in pass ``ps``."""
+    model.set_eval_ropes([proto.rope_config(ps[e][0] if e in ps else trainings[e][0]) for e in range(len(trainings))])
+
+
+def _keep_best(model, proto, trainings, passes, val_t, scored, best, epoch) -> None:
+    """checkpoint="best_id": validate every run (eval mode, its own evaluation table) on its validation
+    rows; keep a copy of its weights when its ID accuracy beats its best so far (strictly, as
+    Lightning's ModelCheckpoint(mode="max") does, so the first epoch reaching the best is kept)."""
+    for ps in passes:
+        _use_pass(model, proto, trainings, ps)
+        results = evaluate(model, val_t, **scored)
+        for e, run in ps.items():
+            acc = results[e]["id_acc"]
+            if run not in best or acc > best[run]["acc"]:
+                params = {name: p[e].detach().clone() for name, p in model.params.items()}
+                best[run] = {"acc": acc, "epoch": epoch, "params": params}
 
 
 def make_optimizer(model: StackedPosGen, proto: Protocol) -> torch.optim.AdamW:

@@ -1,4 +1,4 @@
-"""PosGen (rrope_torch.posgen): hand-checked task data, the loss mask, the model variants, and the
+"""PosGen (rrope_posgen): hand-checked task data, the loss mask, the model variants, and the
 CLI end to end (JSON/Markdown/PNG, resume, merge, bad input). Tiny sizes: the module runs in seconds."""
 
 import json
@@ -12,12 +12,13 @@ pytest.importorskip("rrope_torch", reason="rrope_torch is not installed")
 
 from rrope_core.cli import main  # noqa: E402
 from rrope_core.errors import RopeInputError  # noqa: E402
-from rrope_torch.posgen import train as posgen_train  # noqa: E402
-from rrope_torch.posgen.cli import _stacks  # noqa: E402
-from rrope_torch.posgen.data import COMBINE, TASKS, far_start, generate, loss_mask  # noqa: E402
-from rrope_torch.posgen.model import VARIANTS, PosGenTransformer, rope_config  # noqa: E402
-from rrope_torch.posgen.stacked import StackedPosGen  # noqa: E402
-from rrope_torch.posgen.train import masked_loss  # noqa: E402
+from rrope_posgen import train as posgen_train  # noqa: E402
+from rrope_posgen.cli import _stacks  # noqa: E402
+from rrope_posgen.data import COMBINE, TASKS, far_start, generate, loss_mask  # noqa: E402
+from rrope_posgen.model import PosGenTransformer  # noqa: E402
+from rrope_posgen.protocol import VARIANTS, rope_config  # noqa: E402
+from rrope_posgen.stacked import StackedPosGen  # noqa: E402
+from rrope_posgen.train import masked_loss  # noqa: E402
 
 # Worked by hand from the docstring of posgen/data.py (seeds 1 2 3, sum mod 10).
 # j=2, k=1: recursive x3 = x0+x1+x2 = 6, x4 = x1+x2+x3 = 11 -> 1, ...
@@ -213,8 +214,9 @@ def test_stacked_refuses_models_that_differ_beyond_the_encoding():
         PosGenTransformer(17, rope_config("rope", 16, 8, 24), n_layers=2, d_model=32, n_heads=2),
         PosGenTransformer(17, rope_config("rope", 8, 8, 24), n_layers=1, d_model=32, n_heads=4),
         PosGenTransformer(17, None, **TINY, dropout=0.1),
+        PosGenTransformer(17, None, **TINY, block="t5"),
     ):
-        with pytest.raises(RopeInputError, match=r"^models\[1\]=.*heads and dropout of models\[0\]"):
+        with pytest.raises(RopeInputError, match=r"^models\[1\]=.*heads, dropout, block and frozen FFN of models\[0\]"):
             StackedPosGen([base, other])
     with pytest.raises(RopeInputError, match="^models="):
         StackedPosGen([])
@@ -555,7 +557,7 @@ def test_compile_flag_is_recorded(tmp_path):
 
 
 def test_paired_differences_match_by_seed():
-    from rrope_torch.posgen.report import paired
+    from rrope_posgen.report import paired
 
     ood = {("rope", 0): 0.5, ("resonance", 0): 0.7, ("rope", 1): 0.6, ("resonance", 1): 0.5, ("resonance", 2): 0.9}
     runs = [{"task": "cot", "variant": v, "seed": s, "ood_acc": a} for (v, s), a in ood.items()]
@@ -565,7 +567,7 @@ def test_paired_differences_match_by_seed():
 
 
 def test_plot_bins_skip_unscored_positions():
-    from rrope_torch.posgen.report import _binned
+    from rrope_posgen.report import _binned
 
     centres, means = _binned([None, None, 0.5, 1.0, 0.0, 1.0, 0.25], 2)
     assert centres.tolist() == [0.5, 2.5, 4.5, 6.5]
@@ -575,7 +577,7 @@ def test_plot_bins_skip_unscored_positions():
 def test_time_limit_starts_no_stack_that_would_not_finish(tmp_path, monkeypatch, capsys):
     """A fake clock: each stack takes 60 s. With 100 s the first runs, and the second (60 s > 40 s
     left) does not; the same command without the limit then resumes with the second only."""
-    from rrope_torch.posgen import cli as posgen_cli
+    from rrope_posgen import cli as posgen_cli
 
     now, real = [0.0], posgen_cli._run_stack_to_files
     monkeypatch.setattr(posgen_cli, "_clock", lambda: now[0])

@@ -12,9 +12,21 @@ at index ``a(n)``; ``f`` defaults to the sum mod ``p``. The tasks differ only in
 - ``cot``:            ``a(n) = 0``               (the first ``k`` tokens: distance grows one-for-one)
 - ``semi_recursive``: ``a(n) = (n - s) // 2``    (starts at the first token, advances every two tokens)
 
-These index formulas are the generators of the paper's public PosGen code, restated. One
-difference: there the seeds cycle through sorted ``combinations(range(p), s)``; here they are
-uniform random draws from a seeded generator, as the issue asks. No data files are written.
+These index formulas are the generators of the paper's public PosGen code
+(``src/data/components/{recurrent,cot,semi_recurrent}_sequence.py`` of sheryc/resonance_rope),
+restated. Where the seed tokens come from is a protocol choice (:data:`SEED_RULES`):
+
+- ``random``: uniform draws from a seeded generator, fresh per split and per run seed (ours);
+- ``disjoint``: distinct seed tuples drawn without replacement over all splits, so no two sequences
+  share their first ``j + k`` tokens (the paper's text, appendix C.1: the sequences "do not overlap
+  in the first j+k tokens");
+- ``code``: the official code's rule (``base_sequence_dataset.py``, ``_generate_complete_data`` and
+  ``generate_data``): rows cycle through ``itertools.combinations(range(p), j + k)`` in order
+  (sorted, distinct seed tokens); train = rows ``[0, n_train)``, validation = rows ``[0, n_val)``,
+  test = rows ``[n_val, n_val + n_test)``, the same rows for every run seed. Validation and test rows
+  are therefore training rows, extended past the training length.
+
+No data files are written.
 
 A shortcut of the sum: whenever ``a(n) = a(n-1)`` (every ``n > s`` in ``cot``, every other one in
 ``semi_recursive``), ``x[n] - x[n-1] = x[n-1] - x[n-1-j]``, so ``x[n] = 2 x[n-1] - x[n-1-j] (mod p)``:
@@ -26,6 +38,7 @@ since earlier tokens always carry information about the far ones.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -33,7 +46,17 @@ import numpy as np
 from rrope_core._checks import positive_int
 from rrope_core.errors import RopeInputError, bad
 
-__all__ = ["TASKS", "COMBINE", "far_start", "generate", "loss_mask"]
+__all__ = [
+    "TASKS",
+    "COMBINE",
+    "SEED_RULES",
+    "far_start",
+    "generate",
+    "loss_mask",
+    "combination_seeds",
+    "distinct_seeds",
+    "split_seeds",
+]
 
 TASKS = ("recursive", "cot", "semi_recursive")
 
@@ -137,3 +160,39 @@ def loss_mask(length: int, j: int, k: int) -> np.ndarray:
     mask = np.zeros(length, dtype=bool)
     mask[j + k :] = True
     return mask
+
+
+#: Where the seed tokens of each split come from (see the module docstring).
+SEED_RULES = ("random", "disjoint", "code")
+
+
+def combination_seeds(n: int, p: int, s: int) -> np.ndarray:
+    """``(n, s)``: rows cycling through ``itertools.combinations(range(p), s)`` in order (the official
+    code's ``cycle(combinations(range(modular), total_dependency_count))``, base_sequence_dataset.py)."""
+    combos = np.array(list(itertools.combinations(range(p), s)), dtype=np.int64)
+    return combos[np.arange(n) % len(combos)]
+
+
+def distinct_seeds(n: int, p: int, s: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n, s)``: ``n`` distinct seed tuples over ``[0, p)^s``, drawn uniformly without replacement."""
+    if n > p**s:
+        raise bad("n", n, f"must be <= p**(j+k) = {p**s} distinct seed tuples", RopeInputError)
+    codes = rng.choice(p**s, size=n, replace=False)
+    return (codes[:, None] // p ** np.arange(s - 1, -1, -1)) % p
+
+
+def split_seeds(rule: str, sizes: dict[str, int], p: int, s: int, seed: int) -> dict[str, np.ndarray]:
+    """The seed tokens of each split (``sizes``: ``{"train": n, "val": n, "test": n}``) under ``rule``
+    (:data:`SEED_RULES`); deterministic given ``seed`` (``code`` ignores it)."""
+    if rule not in SEED_RULES:
+        raise bad("data", rule, f"must be one of {SEED_RULES}", RopeInputError)
+    names = ("train", "val", "test")
+    if rule == "random":
+        return {k: np.random.default_rng([seed, i]).integers(0, p, size=(sizes[k], s)) for i, k in enumerate(names)}
+    if rule == "disjoint":
+        rows = distinct_seeds(sum(sizes[k] for k in names), p, s, np.random.default_rng([seed, 3]))
+        cuts = np.cumsum([0] + [sizes[k] for k in names])
+        return {k: rows[cuts[i] : cuts[i + 1]] for i, k in enumerate(names)}
+    n_train, n_val, n_test = (sizes[k] for k in names)
+    rows = combination_seeds(max(n_train, n_val + n_test), p, s)
+    return {"train": rows[:n_train], "val": rows[:n_val], "test": rows[n_val : n_val + n_test]}
