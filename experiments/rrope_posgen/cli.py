@@ -164,7 +164,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stack",
         type=_number("int"),
-        help=f"train up to N runs of one task together as one stacked model (the same math per run, one "
+        help=f"train up to N models of one task together as one stacked model (the same math per run, one "
         f"kernel launch for all: PosGen models are too small to fill a GPU; default 1 on CPU, {_CUDA_STACK} "
         "on CUDA; a paper-sized run in bf16 needs about 1.7 GB of GPU memory)",
     )
@@ -393,7 +393,11 @@ def _sweep(args: argparse.Namespace) -> int:
                 f"holds {path.name} of another protocol or precision (differs in {diff}): use another --out",
                 RopeInputError,
             )
-    work = _stacks(todo, stack)
+    # A stack counts trained models: with YaRN at evaluation only, a rope and a yarn run of one seed are one.
+    runs_of: dict[tuple[str, str, int], list[tuple[str, int]]] = {}
+    for t, v, s in todo:
+        runs_of.setdefault((t, proto.trained_as(v), s), []).append((v, s))
+    work = [(task, [r for v, s in unit for r in runs_of[task, v, s]]) for task, unit in _stacks(list(runs_of), stack)]
     print(
         f"rrope posgen: {len(plan)} runs, {len(plan) - len(todo)} already in {args.out}, {len(todo)} to run "
         f"on {device} as {len(work)} stack(s) of up to {stack} ({jobs} at a time, "
