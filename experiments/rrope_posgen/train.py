@@ -112,7 +112,7 @@ def evaluate(
         out.append(
             {
                 "id_acc": float(np.mean(acc[scored_from:train_len])),
-                "ood_acc": float(np.mean(acc[train_len:])),
+                "ood_acc": float(np.mean(acc[train_len:])) if len(acc) > train_len else None,  # None: validation
                 "acc_by_position": [None if np.isnan(a) else float(a) for a in acc],
             }
         )
