@@ -18,7 +18,7 @@ import sys
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "tests", "hf", "conformance", "mlx_lm", "docs"]
+nox.options.sessions = ["lint", "tests", "hf", "conformance", "mlx_lm", "posgen", "docs"]
 
 TORCH = os.environ.get("RROPE_TORCH", "torch==2.13.0")
 MLX = "mlx" if sys.platform == "darwin" else "mlx[cpu]"
@@ -28,8 +28,7 @@ FRAMEWORK = {
     "numpy": [],
     # triton (which CUDA builds of torch bring anyway) lets the CPU tests run the fused kernel's
     # logic in Triton's interpreter.
-    # matplotlib and tqdm: the PosGen report's plot and progress bar (the posgen extra).
-    "torch": [TORCH, "matplotlib", "tqdm"] + (["triton"] if sys.platform.startswith("linux") else []),
+    "torch": [TORCH] + (["triton"] if sys.platform.startswith("linux") else []),
     "tensorflow": ["tensorflow-cpu" if sys.platform.startswith("linux") else "tensorflow"],
     "mlx": [MLX],
 }
@@ -74,6 +73,13 @@ def conformance(session: nox.Session, backend: str) -> None:
     session.install(*FRAMEWORK[backend], ".[test]")
     paths = ["conformance"] + sorted(glob.glob(f"tests/backends/test_{backend}*.py"))
     session.run("pytest", *paths, *session.posargs, env={"RROPE_BACKEND": backend})
+
+
+@nox.session
+def posgen(session: nox.Session) -> None:
+    """The PosGen experiment (rrope_posgen): torch plus its report's matplotlib and tqdm (the posgen extra)."""
+    session.install(TORCH, "matplotlib", "tqdm", ".[test]")
+    session.run("pytest", "tests/test_posgen.py", *session.posargs)
 
 
 @nox.session

@@ -3,6 +3,7 @@ CLI end to end (JSON/Markdown/PNG, resume, merge, bad input). Tiny sizes: the mo
 
 import json
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,11 +13,13 @@ pytest.importorskip("rrope_torch", reason="rrope_torch is not installed")
 
 from rrope_core.cli import main  # noqa: E402
 from rrope_core.errors import RopeInputError  # noqa: E402
+from rrope_posgen import protocol as posgen_protocol  # noqa: E402
 from rrope_posgen import train as posgen_train  # noqa: E402
 from rrope_posgen.cli import _stacks  # noqa: E402
-from rrope_posgen.data import COMBINE, TASKS, far_start, generate, loss_mask  # noqa: E402
+from rrope_posgen.data import COMBINE, TASKS, combination_seeds, far_start, generate, loss_mask, split_seeds  # noqa: E402
 from rrope_posgen.model import PosGenTransformer  # noqa: E402
 from rrope_posgen.protocol import VARIANTS, rope_config  # noqa: E402
+from rrope_posgen.report import setting  # noqa: E402
 from rrope_posgen.stacked import StackedPosGen  # noqa: E402
 from rrope_posgen.train import masked_loss  # noqa: E402
 
@@ -596,3 +599,232 @@ def test_time_limit_starts_no_stack_that_would_not_finish(tmp_path, monkeypatch,
     assert [g["seeds"] for g in json.loads((out / "summary.json").read_text())["groups"]] == [[0], [0]]
     assert _posgen(*flags) == 0 and now[0] == 120
     assert len(list((out / "runs").glob("*.json"))) == 4
+
+
+# --- the protocol knobs (rrope_posgen.protocol): paper-code / paper-text / clean -----------------
+
+
+def test_code_yarn_is_the_hand_derived_table():
+    """The official code's YaRN (rotary_scaled.py + rotary_utils.py: d=64, base 1e4, s=(4*64+1)/(64+1),
+    correction range at max_position_embeddings = 257, beta_fast 2, beta_slow 1), derived by hand:
+    c(r) = 64 ln(257 / (2 pi r)) / (2 ln 1e4): c(2) = 10.49 -> floor 10, c(1) = 12.89 -> ceil 13.
+    Pairs 0-10 keep theta_i, 13-31 get theta_i / s, 11 and 12 blend with ramp (i - 10) / 3."""
+    import math
+
+    import rrope_core as rr
+
+    s = 257 / 65
+    assert math.floor(64 * math.log(257 / (4 * math.pi)) / (2 * math.log(1e4))) == 10
+    assert math.ceil(64 * math.log(257 / (2 * math.pi)) / (2 * math.log(1e4))) == 13
+    ramp = np.clip((np.arange(32) - 10) / 3, 0, 1)
+    want = (1 - ramp) + ramp / s  # inv_freq / theta
+    cfg = posgen_protocol.PAPER_CODE.rope_config("resonance_yarn")
+    assert cfg == rope_config("resonance_yarn", 64, 65, 257, yarn_range="test")
+    assert cfg.scaling == rr.YaRN(s, 257, beta_fast=2.0, beta_slow=1.0)
+    plain = posgen_protocol.PAPER_CODE.rope_config("yarn")
+    theta = rr.inv_freq(posgen_protocol.PAPER_CODE.rope_config("rope"))
+    # float64 arithmetic on both sides: a few ulps.
+    np.testing.assert_allclose(rr.inv_freq(plain) / theta, want, rtol=8 * np.finfo(np.float64).eps)
+    assert rr.attention_factor(plain) == pytest.approx(0.1 * math.log(s) + 1, rel=1e-15)
+    # Ours (clean) and the paper's text: s = 4, range at the training length 64 (pairs 0-5 kept).
+    for p in (posgen_protocol.CLEAN, posgen_protocol.PAPER_TEXT):
+        assert p.rope_config("yarn").scaling == rr.YaRN(4.0, 64, beta_fast=2.0, beta_slow=1.0)
+
+
+def test_code_data_rule_rows():
+    """base_sequence_dataset.py: rows cycle through combinations(range(p), j+k); train = rows [0, n_train),
+    val = rows [0, n_val), test = rows [n_val, n_val + n_test); the same for every seed."""
+    import itertools
+
+    combos = list(itertools.combinations(range(17), 4))
+    rows = combination_seeds(5000, 17, 4)
+    assert len(combos) == 2380 and rows[0].tolist() == [0, 1, 2, 3] and rows[2380].tolist() == [0, 1, 2, 3]
+    assert [tuple(r) for r in rows[:2380]] == combos
+    sizes = {"train": 3000, "val": 100, "test": 200}
+    a, b = split_seeds("code", sizes, 17, 4, seed=0), split_seeds("code", sizes, 17, 4, seed=7)
+    assert all(np.array_equal(a[k], b[k]) for k in sizes)
+    assert np.array_equal(a["val"], a["train"][:100]) and np.array_equal(a["test"], a["train"][100:300])
+
+
+def test_disjoint_rule_shares_no_seed_tuple():
+    sizes = {"train": 500, "val": 50, "test": 80}
+    seeds = split_seeds("disjoint", sizes, 6, 4, seed=3)
+    rows = np.concatenate([seeds[k] for k in sizes])
+    assert rows.shape == (630, 4) and rows.min() >= 0 and rows.max() < 6
+    assert len({tuple(r) for r in rows}) == 630
+    assert not np.array_equal(seeds["train"], split_seeds("disjoint", sizes, 6, 4, seed=4)["train"])
+    with pytest.raises(RopeInputError, match=r"^n=1400 is invalid: must be <= p\*\*\(j\+k\) = 1296"):
+        split_seeds("disjoint", {"train": 600, "val": 500, "test": 300}, 6, 4, seed=0)
+    with pytest.raises(RopeInputError, match="^data='sorted' is invalid"):
+        split_seeds("sorted", sizes, 6, 4, seed=0)
+
+
+def test_clean_data_is_unchanged_by_the_knobs():
+    """The clean protocol draws the same sequences as before the seed rules existed."""
+    proto = replace(posgen_protocol.CLEAN, n_train=50, n_test=20, n_val=10)
+    got = posgen_train.make_data("cot", proto, 3)
+    assert np.array_equal(got["train"], generate("cot", 50, 64, seed=np.random.default_rng([3, 0])))
+    assert np.array_equal(got["test"], generate("cot", 20, 256, seed=np.random.default_rng([3, 1])))
+
+
+def test_start_token_prefixes_every_split():
+    proto = replace(posgen_protocol.PAPER_CODE, n_train=30, n_test=20, n_val=10)
+    got = posgen_train.make_data("recursive", proto, 0)
+    assert got["train"].shape == (30, 65) and got["val"].shape == (10, 65) and got["test"].shape == (20, 257)
+    assert all((x[:, 0] == 17).all() and x[:, 1:].max() < 17 for x in got.values())
+    assert np.array_equal(got["train"][:, 1:5], combination_seeds(30, 17, 4))
+
+
+T5 = dict(TINY, block="t5")
+
+
+def test_t5_stacked_members_equal_their_models():
+    torch.set_default_dtype(torch.float64)
+    try:
+        models = []
+        for i, v in enumerate(["rope", "resonance", "yarn"]):
+            torch.manual_seed(i)
+            models.append(PosGenTransformer(18, rope_config(v, 16, 9, 25), **T5, freeze_ffn=True).eval())
+        assert models[0].head is None and not any(p.requires_grad for p in models[0].blocks[0].mlp.parameters())
+        stacked = StackedPosGen(models).eval()
+        tokens = torch.randint(0, 18, (3, 4, 25), generator=torch.Generator().manual_seed(0))
+        out = stacked(tokens)
+        for e, m in enumerate(models):
+            assert torch.allclose(out[e], m(tokens[e]), rtol=STACK_RTOL, atol=STACK_RTOL), e
+        assert [n for n, p in stacked.params.items() if not p.requires_grad] == [
+            "blocks__0__ln2__weight",
+            "blocks__0__mlp__0__weight",
+            "blocks__0__mlp__3__weight",
+        ]
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_t5_block_is_the_codes_layer():
+    """Unscaled logits (the init absorbs 1/sqrt(d_head)), RMSNorm, no biases, tied rescaled head, T5 init."""
+    torch.manual_seed(0)
+    m = PosGenTransformer(18, None, n_layers=2, d_model=64, n_heads=4, block="t5").eval()
+    assert not [n for n, _ in m.named_parameters() if n.endswith("bias")]
+    assert isinstance(m.ln_f, torch.nn.RMSNorm) and m.ln_f.eps == 1e-6
+    qkv = m.blocks[0].attn.qkv.weight
+    # Sample stds of 64*64 (q) and 2*64*64 (k, v) normal draws: within 5% of T5's (3+ standard errors).
+    assert qkv[:64].std().item() == pytest.approx((64 * 16) ** -0.5, rel=0.05)
+    assert qkv[64:].std().item() == pytest.approx(64**-0.5, rel=0.05)
+    x = torch.randint(0, 18, (2, 10))
+    h = m.drop(m.ln_f(_t5_trunk(m, x)))
+    assert torch.allclose(m(x), (h / 8.0) @ m.embed.weight.T, atol=1e-6)
+
+
+def _t5_trunk(m, x):
+    h = m.embed(x)
+    for blk in m.blocks:
+        h = blk(h)
+    return h
+
+
+def test_frozen_ffn_stays_at_its_init():
+    proto = replace(TINY_PROTO, block="t5", freeze_ffn=True)
+    models = posgen_train.build_models(17, [("rope", 0)], proto)
+    stacked = StackedPosGen(models)
+    before = {n: p.detach().clone() for n, p in stacked.params.items()}
+    opt = posgen_train.make_optimizer(stacked, proto)
+    x = torch.from_numpy(generate("cot", 8, 16, seed=0))[None]
+    mask = torch.from_numpy(loss_mask(16, 3, 1))
+    masked_loss(stacked(x[..., :-1]), x, mask).sum().backward()
+    opt.step()
+    for n, p in stacked.params.items():
+        assert torch.equal(p, before[n]) == ("mlp" in n or "ln2" in n), n
+    with pytest.raises(RopeInputError, match="^freeze_ffn=True is invalid: .*needs block='t5'"):
+        replace(TINY_PROTO, freeze_ffn=True)
+
+
+TINY_PROTO = posgen_protocol.Protocol(
+    n_layers=1, d_model=32, n_heads=2, train_len=16, test_len=32, n_train=32, n_test=8, n_val=8,
+    epochs=2, batch_size=16, lr=3e-3, dropout=0.0,
+)  # fmt: skip
+
+
+def test_eval_only_yarn_is_the_rope_training_under_the_yarn_table():
+    proto = replace(TINY_PROTO, yarn_timing="eval_only")
+    pair = posgen_train.train_runs("cot", [("rope", 0), ("yarn", 0)], proto)
+    rope, yarn = (
+        posgen_train.train_runs("cot", [("rope", 0)], proto),
+        posgen_train.train_runs("cot", [("yarn", 0)], proto),
+    )
+    assert pair[0]["trained_with"] == pair[1]["trained_with"] == ["rope/seed0"]
+    assert pair[1]["trained_as"] == "rope" and pair[1]["rope"]["scaling"]["type"] == "yarn"
+    # CPU training is deterministic: one training, alone or shared, gives bitwise the same numbers.
+    assert pair[0]["train_loss_by_epoch"] == pair[1]["train_loss_by_epoch"] == yarn[0]["train_loss_by_epoch"]
+    assert pair[0]["acc_by_position"] == rope[0]["acc_by_position"]
+    assert pair[1]["acc_by_position"] == yarn[0]["acc_by_position"]
+    # Trained with YaRN (clean), the yarn run is another training.
+    trained = posgen_train.train_runs("cot", [("yarn", 0)], TINY_PROTO)[0]
+    assert trained["trained_as"] == "yarn" and trained["train_loss_by_epoch"] != yarn[0]["train_loss_by_epoch"]
+
+
+def test_best_id_checkpoint_keeps_the_first_best():
+    """lr 0 and no weight decay: the weights never change, so every validation ties and Lightning's
+    strict "better than the best" rule keeps the first (epoch val_every)."""
+    frozen = replace(TINY_PROTO, checkpoint="best_id", epochs=6, val_every=2, lr=1e-30, weight_decay=0.0)
+    rec = posgen_train.train_runs("recursive", [("rope", 0)], frozen)[0]
+    assert rec["checkpoint_epoch"] == 2 and 0 <= rec["val_id_acc"] <= 1
+    learning = replace(frozen, lr=3e-3)
+    best, final = (
+        posgen_train.train_runs("recursive", [("rope", 0)], p)[0]
+        for p in (learning, replace(learning, checkpoint="final"))
+    )
+    assert best["checkpoint_epoch"] in (2, 4, 6) and final["checkpoint_epoch"] == 6
+    if best["checkpoint_epoch"] == 6:
+        assert best["acc_by_position"] == final["acc_by_position"]
+    with pytest.raises(RopeInputError, match="^epochs=1 is invalid"):
+        replace(frozen, epochs=1)
+
+
+def test_every_preset_records_its_knobs_and_refuses_to_mix(tmp_path, capsys):
+    out = tmp_path / "res"
+    args = ("--tasks", "cot", "--variants", "rope,yarn", "--seeds", "1", "--out", str(out), "--n-val", "8")
+    assert _posgen("--protocol", "paper-code", *args) == 0
+    rec = json.loads((out / "runs" / "cot-yarn-seed0.json").read_text())
+    assert {k: rec["protocol"][k] for k in ("yarn_timing", "yarn_range", "bos", "data", "block", "freeze_ffn")} == {
+        "yarn_timing": "eval_only",
+        "yarn_range": "test",
+        "bos": True,
+        "data": "code",
+        "block": "t5",
+        "freeze_ffn": True,
+    }
+    assert rec["protocol"]["checkpoint"] == "best_id" and len(rec["acc_by_position"]) == 32
+    capsys.readouterr()
+    assert _posgen("--protocol", "clean", *args) == 2
+    err = capsys.readouterr().err
+    assert "another protocol" in err and "'block'" in err and "'yarn_timing'" in err
+    assert _posgen("--protocol", "paper-code", "--no-bos", *args) == 2
+    assert "'bos'" in capsys.readouterr().err
+
+
+def test_a_knob_flag_overrides_its_preset():
+    from rrope_posgen.cli import resolve
+
+    parser = __import__("argparse").ArgumentParser()
+    from rrope_posgen.cli import add_arguments
+
+    add_arguments(parser)
+    proto, *_ = resolve(
+        parser.parse_args(["--protocol", "paper-code", "--no-freeze-ffn", "--yarn-timing", "train_eval"])
+    )
+    assert proto == replace(posgen_protocol.PAPER_CODE, freeze_ffn=False, yarn_timing="train_eval")
+    proto, *_ = resolve(parser.parse_args(["--protocol", "paper-text", "--quick"]))
+    assert proto == replace(posgen_protocol.PAPER_TEXT, **posgen_protocol.QUICK_SIZES)
+
+
+def test_knob_errors_name_the_flag(tmp_path, capsys):
+    assert main(["posgen", "--freeze-ffn", "--out", str(tmp_path / "x")]) == 2
+    assert "freeze_ffn=True is invalid" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_records_from_before_the_knobs_are_clean_runs():
+    from pathlib import Path
+
+    old = json.loads(next((Path(__file__).parents[1] / "docs" / "posgen-results" / "runs").glob("*.json")).read_text())
+    assert "block" not in old["protocol"]
+    assert setting(old) == {**posgen_protocol.CLEAN.to_dict(), "precision": "bf16"}

@@ -187,8 +187,9 @@ def split_seeds(rule: str, sizes: dict[str, int], p: int, s: int, seed: int) -> 
     if rule not in SEED_RULES:
         raise bad("data", rule, f"must be one of {SEED_RULES}", RopeInputError)
     names = ("train", "val", "test")
-    if rule == "random":
-        return {k: np.random.default_rng([seed, i]).integers(0, p, size=(sizes[k], s)) for i, k in enumerate(names)}
+    if rule == "random":  # streams [seed, 0] train and [seed, 1] test, as before the rules existed
+        stream = {"train": 0, "test": 1, "val": 2}
+        return {k: np.random.default_rng([seed, stream[k]]).integers(0, p, size=(sizes[k], s)) for k in names}
     if rule == "disjoint":
         rows = distinct_seeds(sum(sizes[k] for k in names), p, s, np.random.default_rng([seed, 3]))
         cuts = np.cumsum([0] + [sizes[k] for k in names])
