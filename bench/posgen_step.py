@@ -1,8 +1,8 @@
 """Time of one PosGen optimizer step, paper-sized model, for stacks of runs and each precision.
 
-    PYTHONPATH=.:backends python bench/posgen_step.py                       # 1 and 12 runs, fp32/tf32/bf16
-    PYTHONPATH=.:backends python bench/posgen_step.py --stacks 4 --precisions bf16 --profile
-    PYTHONPATH=.:backends python bench/posgen_step.py --stacks 4,8 --precisions bf16 --compile both
+    PYTHONPATH=.:backends:experiments python bench/posgen_step.py                       # 1 and 12 runs, fp32/tf32/bf16
+    PYTHONPATH=.:backends:experiments python bench/posgen_step.py --stacks 4 --precisions bf16 --profile
+    PYTHONPATH=.:backends:experiments python bench/posgen_step.py --stacks 4,8 --precisions bf16 --compile both
 
 Prints ms per step and per run-step (what ``rrope posgen --stack N --precision P`` costs per
 epoch: x 79 steps). ``--profile`` adds torch.profiler's top CUDA ops for the last setting.

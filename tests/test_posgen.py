@@ -828,3 +828,11 @@ def test_records_from_before_the_knobs_are_clean_runs():
     old = json.loads(next((Path(__file__).parents[1] / "docs" / "posgen-results" / "runs").glob("*.json")).read_text())
     assert "block" not in old["protocol"]
     assert setting(old) == {**posgen_protocol.CLEAN.to_dict(), "precision": "bf16"}
+
+
+def test_posgen_help_loads_no_framework():
+    import subprocess
+
+    code = "import sys, rrope_core.cli as c\ntry:\n    c.main(['posgen', '--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "--protocol" in out and out.strip().endswith("False")

@@ -4,8 +4,8 @@ Runs every (task, variant, seed) whose ``runs/*.json`` is not already in ``--out
 file must hold the same protocol, else the command stops before any work), then writes the summary
 JSON, a Markdown table and a PNG over the requested runs. ``--merge DIR ...`` only merges
 finished result directories (from several machines or sessions) into ``--out``.
-This module imports torch, tqdm and matplotlib only inside :func:`run` (the ``rrope_torch``
-package itself imports torch, so ``rrope posgen --help`` does; ``rrope --help`` never loads it).
+This module imports torch, tqdm and matplotlib only inside :func:`run`: ``rrope posgen --help``
+loads no framework (``rrope_posgen.protocol`` and ``.data`` are NumPy and rrope_core only).
 tqdm and matplotlib are optional: without them there is no progress bar, or no PNG.
 """
 
@@ -112,8 +112,7 @@ def _number(kind: str):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from . import protocol
     from .data import COMBINE
-    from .protocol import PAPER, PRESETS, QUICK, VARIANTS
-    from .train import PRECISIONS
+    from .protocol import PAPER, PRECISIONS, PRESETS, QUICK, VARIANTS
 
     parser.add_argument(
         "--tasks",

@@ -21,6 +21,7 @@ __all__ = [
     "YARN_RANGES",
     "YARN_TIMINGS",
     "CHECKPOINTS",
+    "PRECISIONS",
     "Protocol",
     "CLEAN",
     "PAPER",
@@ -184,6 +185,8 @@ class Protocol:
 
 
 YARN_TIMINGS = ("train_eval", "eval_only")
+#: Training arithmetic (``train_runs(precision=)``, ``rrope posgen --precision``).
+PRECISIONS = ("fp32", "tf32", "bf16")
 CHECKPOINTS = ("final", "best_id")
 
 #: Ours (``--protocol clean``): every knob at its default.

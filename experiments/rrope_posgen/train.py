@@ -35,11 +35,8 @@ from rrope_core.errors import RopeInputError, bad
 
 from .data import generate, loss_mask, split_seeds
 from .model import PosGenTransformer
-from .protocol import CLEAN, PAPER, PAPER_CODE, PAPER_TEXT, PRESETS, QUICK, Protocol, preset
+from .protocol import CLEAN, PAPER, PAPER_CODE, PAPER_TEXT, PRECISIONS, PRESETS, QUICK, Protocol, preset
 from .stacked import StackedPosGen
-
-#: Training arithmetic (``train_runs(precision=)``, ``rrope posgen --precision``).
-PRECISIONS = ("fp32", "tf32", "bf16")
 
 __all__ = [
     "Protocol",
