@@ -39,7 +39,7 @@ __all__ = [
 VARIANTS = ("rope", "resonance", "yarn", "resonance_yarn", "nope")
 BLOCKS = ("pre_ln", "t5")
 #: Where YaRN's correction range is computed: at the training length (YaRN's definition, Peng et al.
-#: 2023 eq. 17-18; transformers) or at the test length (the official PosGen code, below).
+#: 2023; transformers) or at the test length (the official PosGen code, below).
 YARN_RANGES = ("train", "test")
 
 

@@ -186,7 +186,8 @@ def train_runs(
     trainings = list(dict.fromkeys((proto.trained_as(v), s) for v, s in runs))
     # Models first: a bad variant (or no runs) is refused before any data is generated.
     model = StackedPosGen(build_models(proto.p, trainings, proto), impl="eager" if compile else None).to(device)
-    passes = _eval_passes(runs, [trainings.index((proto.trained_as(v), s)) for v, s in runs])
+    member = [trainings.index((proto.trained_as(v), s)) for v, s in runs]  # the model each run is
+    passes = _eval_passes(runs, member)
     data = {s: make_data(task, proto, s) for s in dict.fromkeys(s for _, s in trainings)}
     train_t, val_t, test_t = (
         torch.stack([torch.from_numpy(data[s][split]) for _, s in trainings]).to(device)
@@ -255,7 +256,7 @@ def train_runs(
                 if best
                 else {"checkpoint_epoch": proto.epochs}
             ),
-            "train_loss_by_epoch": [row[trainings.index((proto.trained_as(variant), seed))] for row in losses],
+            "train_loss_by_epoch": [row[member[i]] for row in losses],
             "epoch_s": epoch_s,
             "n_params": n_params,
             "device": str(device),
@@ -266,7 +267,7 @@ def train_runs(
             "train_s": round(train_s, 3),
             "wall_s": wall_s,
         }
-        for variant, seed in runs
+        for i, (variant, seed) in enumerate(runs)
     ]
 
 
