@@ -17,6 +17,7 @@ from .errors import (
     RopeConfigError,
     RopeError,
     RopeInputError,
+    RopeWarning,
 )
 from .frequencies import (
     attention_factor,
@@ -44,6 +45,7 @@ __all__ = [
     "LongRoPE",
     "RopeError",
     "RopeConfigError",
+    "RopeWarning",
     "RopeInputError",
     "BackendNotFoundError",
     "MixedFrameworkError",

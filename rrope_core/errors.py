@@ -13,6 +13,7 @@ __all__ = [
     "RopeInputError",
     "BackendNotFoundError",
     "MixedFrameworkError",
+    "RopeWarning",
 ]
 
 
@@ -34,6 +35,10 @@ class BackendNotFoundError(RopeError, ImportError):
 
 class MixedFrameworkError(RopeError, TypeError):
     """Arrays of two different frameworks were passed to one call."""
+
+
+class RopeWarning(UserWarning):
+    """A config that works but probably does not mean what it says (unknown keys, odd values)."""
 
 
 def bad(field: str, value: object, allowed: str, cls: type[RopeError] = RopeConfigError) -> RopeError:

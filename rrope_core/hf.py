@@ -11,18 +11,61 @@ first, then the rope block's, then ``max_position_embeddings``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 
 from ._checks import positive_int
 from .config import RopeConfig
-from .errors import bad
+from .errors import RopeWarning, bad
 from .scaling import NTK, DynamicNTK, Linear, Llama3, LongRoPE, YaRN
 
-__all__ = ["config_from_hf", "config_to_hf", "HF_ROPE_TYPES"]
+__all__ = ["config_from_hf", "config_to_hf", "HF_ROPE_TYPES", "ROPE_KEYS", "unknown_keys"]
 
 _BASE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3", "longrope")
 #: Every ``rope_type`` :func:`config_from_hf` reads.
 HF_ROPE_TYPES = _BASE_TYPES + ("resonance",) + tuple(f"resonance_{t}" for t in _BASE_TYPES[1:])
+
+
+_COMMON_KEYS = ("rope_type", "type", "rope_theta", "partial_rotary_factor")
+#: The config-level keys config_from_hf reads besides the rope block.
+_TOP_KEYS = (
+    "head_dim",
+    "hidden_size",
+    "num_attention_heads",
+    "qk_rope_head_dim",
+    "rope_interleave",
+    "max_position_embeddings",
+    "original_max_position_embeddings",
+)
+#: Keys each base type's rope block accepts besides ``rope_type``/``type``, ``rope_theta`` and
+#: ``partial_rotary_factor`` (as transformers' ``_validate_<type>_rope_parameters``, v5).
+ROPE_KEYS = {
+    "default": (),
+    "linear": ("factor",),
+    "dynamic": ("factor",),
+    "yarn": (
+        "factor",
+        "original_max_position_embeddings",
+        "attention_factor",
+        "beta_fast",
+        "beta_slow",
+        "mscale",
+        "mscale_all_dim",
+        "truncate",
+    ),
+    "llama3": ("factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"),
+    "longrope": ("short_factor", "long_factor", "original_max_position_embeddings", "attention_factor", "factor"),
+}
+
+
+def _base_type(rope_type: str) -> str:
+    return "default" if rope_type == "resonance" else rope_type.removeprefix("resonance_")
+
+
+def unknown_keys(rope_type: str, rope: Mapping, ignore=()) -> list[str]:
+    """The keys of a rope block that ``rope_type`` does not read (misspellings such as ``beta_fsat``)."""
+    allowed = set(_COMMON_KEYS) | set(ROPE_KEYS.get(_base_type(rope_type), ())) | set(ignore)
+    return sorted(set(rope) - allowed)
 
 
 def _as_mapping(block) -> Mapping:
@@ -36,6 +79,13 @@ def _as_mapping(block) -> Mapping:
 def _rope_block(block: Mapping) -> dict:
     params = block.get("rope_parameters")
     scaling = block.get("rope_scaling")
+    if params and scaling and isinstance(params, Mapping) and dict(params) != dict(scaling):
+        warnings.warn(  # transformers' convert_rope_params_to_dict: `rope_scaling or rope_parameters`
+            f"both rope_scaling={dict(scaling)!r} and rope_parameters={dict(params)!r} are given: rope_scaling is "
+            "used, as transformers does; delete the one you do not mean",
+            RopeWarning,
+            stacklevel=3,
+        )
     if isinstance(params, Mapping) and not scaling:  # transformers: a non-empty rope_scaling wins
         nested = params and "rope_type" not in params and "rope_theta" not in params
         if nested and all(isinstance(v, Mapping) for v in params.values()):
@@ -88,8 +138,16 @@ def config_from_hf(block) -> RopeConfig:
     rope_type = rope.get("rope_type", rope.get("type", "default"))
     if rope_type not in HF_ROPE_TYPES:
         raise bad("rope_type", rope_type, f"must be one of {HF_ROPE_TYPES}")
+    unknown = unknown_keys(rope_type, rope, ignore=_TOP_KEYS)  # a bare rope block may carry the top-level ones
+    if unknown:
+        warnings.warn(
+            f"rope block of rope_type={rope_type!r} has keys it does not read: {unknown} "
+            f"(it reads {sorted(set(_COMMON_KEYS) | set(ROPE_KEYS[_base_type(rope_type)]))})",
+            RopeWarning,
+            stacklevel=3,
+        )
     resonance = rope_type.startswith("resonance")
-    kind = "default" if rope_type == "resonance" else rope_type.removeprefix("resonance_")
+    kind = _base_type(rope_type)
     base = rope.get("rope_theta", block.get("rope_theta", 10000.0))
     prf = rope.get("partial_rotary_factor", block.get("partial_rotary_factor", 1.0))
     if isinstance(prf, bool) or not isinstance(prf, (int, float)) or not 0.0 < prf <= 1.0:

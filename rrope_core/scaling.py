@@ -9,12 +9,13 @@ Where other implementations disagree, docs/spec.md says so.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._checks import boolean, optional_real, positive_int, real, real_tuple
-from .errors import bad
+from .errors import RopeWarning, bad
 
 __all__ = ["Scaling", "Linear", "NTK", "DynamicNTK", "YaRN", "Llama3", "LongRoPE", "default_inv_freq"]
 
@@ -171,6 +172,13 @@ class YaRN(Scaling):
         s(self, "original_max_position", positive_int("YaRN.original_max_position", original_max_position))
         s(self, "beta_fast", real("YaRN.beta_fast", beta_fast, min_value=0.0, strict=True))
         s(self, "beta_slow", real("YaRN.beta_slow", beta_slow, min_value=0.0, strict=True))
+        if self.beta_fast < self.beta_slow:  # transformers logs the same; the ramp then runs backwards
+            warnings.warn(
+                f"YaRN.beta_fast={self.beta_fast} < beta_slow={self.beta_slow}: beta_fast should be the larger "
+                "(rotations per original context of the pairs left unscaled)",
+                RopeWarning,
+                stacklevel=3,
+            )
         s(
             self,
             "attention_factor_",

@@ -202,7 +202,8 @@ def test_block_precedence_follows_transformers():
         "rope_parameters": {"rope_type": "default"},
         "rope_scaling": {"type": "linear", "factor": 2.0},
     }
-    assert rr.RopeConfig.from_hf(both).scaling == rr.Linear(2.0)
+    with pytest.warns(rr.RopeWarning, match="rope_scaling is used"):
+        assert rr.RopeConfig.from_hf(both).scaling == rr.Linear(2.0)
     # DeepSeek: RoPE covers qk_rope_head_dim, interleaved when rope_interleave.
     ds = {
         "hidden_size": 7168,
@@ -229,3 +230,26 @@ def test_dynamic_block_is_what_transformers_expects():
     block = rr.RopeConfig(head_dim=8, scaling=rr.DynamicNTK(2.0, 4096)).to_hf()
     assert block["max_position_embeddings"] == 4096
     assert block["rope_parameters"] == {"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 2.0}
+
+
+def test_misspelled_keys_warn_naming_them():
+    block = {"head_dim": 8, "rope_parameters": {"rope_type": "yarn", "factor": 2.0, "beta_fsat": 16.0}}
+    with pytest.warns(rr.RopeWarning, match=r"\['beta_fsat'\]"):
+        cfg = rr.RopeConfig.from_hf({**block, "max_position_embeddings": 64})
+    assert cfg.scaling.beta_fast == 32.0  # the misspelled key is not read
+
+
+def test_known_keys_do_not_warn():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", rr.RopeWarning)
+        rr.RopeConfig.from_hf({"head_dim": 8, "rope_type": "default", "max_position_embeddings": 64})
+        rr.RopeConfig.from_hf(
+            {"head_dim": 8, "original_max_position_embeddings": 64, "rope_scaling": {"type": "yarn", "factor": 2.0}}
+        )
+
+
+def test_yarn_beta_fast_below_beta_slow_warns():
+    with pytest.warns(rr.RopeWarning, match="beta_fast=1.0 < beta_slow=32.0"):
+        rr.YaRN(2.0, 64, beta_fast=1.0, beta_slow=32.0)

@@ -24,55 +24,49 @@ what transformers' ``longrope_frequency_update`` does: ``inv_freq <- long if max
 original_max_position_embeddings else short``, in place, without a host sync. :func:`enable_longrope_switch`
 attaches it explicitly where that lookup cannot work. ``unregister()`` removes all of it.
 
-Caveat: transformers builds ``cos/sin(m * inv_freq)`` in float32, whose phase error grows like
-``m * theta * eps32`` (up to about 1e-3 rad at m * theta = 10**4); :class:`rrope_torch.RotaryEmbedding` computes
-exact phases (``m mod L`` in int64) at any position. See docs/integrations.md.
+Exact phases: transformers builds ``cos/sin(m * inv_freq)`` in float32, whose phase error grows
+like ``m * theta * eps32``; :func:`use_exact_phases` (``rrope_torch.hf_exact``) makes a model's
+rotary modules return exact tables, and ``register(exact_phases=True)`` does so for every model
+built afterwards. See docs/integrations.md.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 import weakref
 from collections.abc import Mapping
 
 import torch
 
 import rrope_core as rr
-from rrope_core.errors import RopeError, bad
+from rrope_core.errors import RopeError, RopeWarning, bad
+from rrope_core.hf import unknown_keys
 
-__all__ = ["RESONANCE_TYPES", "register", "unregister", "is_registered", "rope_config", "enable_longrope_switch"]
+from .hf_exact import registration_hook, use_exact_phases
+
+__all__ = [
+    "RESONANCE_TYPES",
+    "register",
+    "unregister",
+    "is_registered",
+    "rope_config",
+    "enable_longrope_switch",
+    "use_exact_phases",
+]
 
 logger = logging.getLogger(__name__)
 
 #: The rope types :func:`register` adds (every resonance type :meth:`rr.RopeConfig.from_hf` reads).
 RESONANCE_TYPES = tuple(t for t in rr.HF_ROPE_TYPES if t.startswith("resonance"))
 
-# Keys each base type accepts, as transformers' _validate_<type>_rope_parameters (v5.x).
-_COMMON_KEYS = frozenset({"rope_type", "type", "rope_theta", "partial_rotary_factor"})
-_TYPE_KEYS = {
-    "default": (),
-    "linear": ("factor",),
-    "dynamic": ("factor",),
-    "yarn": (
-        "factor",
-        "original_max_position_embeddings",
-        "attention_factor",
-        "beta_fast",
-        "beta_slow",
-        "mscale",
-        "mscale_all_dim",
-        "truncate",
-    ),
-    "llama3": ("factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"),
-    "longrope": ("short_factor", "long_factor", "original_max_position_embeddings", "attention_factor", "factor"),
-}
-
 _INIT_FUNCTIONS: dict = {}  # rope_type -> our init function (stable objects: register() is idempotent)
 _VALIDATORS: dict = {}  # rope_type -> our validator
 _HOOKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # rotary module -> hook handle
 _STATE_ATTR = "_rrope_longrope"  # per-module cache of the short/long inv_freq (CPU float32)
 _warned = False  # the "no module found" warning is logged once
+_EXACT_HOOK: list = []  # the handle of register(exact_phases=True)'s module registration hook
 
 
 def _base_type(rope_type: str) -> str:
@@ -87,16 +81,20 @@ def _rope_params(config, layer_type: str | None):
     return params
 
 
+_CONFIG_KEYS = (  # what rr.RopeConfig.from_hf reads besides the rope block: one reading of a config
+    "head_dim",
+    "hidden_size",
+    "num_attention_heads",
+    "qk_rope_head_dim",  # DeepSeek: RoPE covers only this part of the head
+    "rope_interleave",  # DeepSeek: interleaved pairs
+    "max_position_embeddings",
+    "original_max_position_embeddings",  # Phi-3 style: a top-level original length wins over the block's
+)
+
+
 def _hf_block(config, params: Mapping | None) -> dict:
-    """A mapping :meth:`rr.RopeConfig.from_hf` reads, with transformers' head_dim rule
-    (``head_dim or hidden_size // num_attention_heads``) and top-level length keys."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    block = {
-        "head_dim": head_dim,
-        "max_position_embeddings": getattr(config, "max_position_embeddings", None),
-        # Phi-3 style: a top-level original length wins over the block's (transformers' standardize_rope_params).
-        "original_max_position_embeddings": getattr(config, "original_max_position_embeddings", None),
-    }
+    """The mapping :meth:`rr.RopeConfig.from_hf` reads: the config's own keys, unchanged."""
+    block = {key: getattr(config, key, None) for key in _CONFIG_KEYS}
     if params is not None:  # transformers v5
         block["rope_parameters"] = dict(params)
     else:  # transformers v4: rope_scaling + rope_theta + partial_rotary_factor at the top level
@@ -120,12 +118,12 @@ def _resolve(config, layer_type: str | None) -> tuple[str, dict]:
 
 def rope_config(config, layer_type: str | None = None) -> rr.RopeConfig:
     """The :class:`rr.RopeConfig` a transformers config (v5 or v4) describes, for ``layer_type`` if given."""
-    return rr.RopeConfig.from_hf(_resolve(config, layer_type)[1])
+    return _read(_resolve(config, layer_type)[1])
 
 
 def _frequencies(config, seq_len, layer_type, rope_type: str) -> tuple[torch.Tensor, float]:
     found, block = _resolve(config, layer_type)
-    cfg = rr.RopeConfig.from_hf(block)
+    cfg = _read(block)
     if found != rope_type:
         raise bad("rope_type", found, f"the init function of {rope_type!r} was called for another type")
     n = None if seq_len is None else int(seq_len)  # dynamic_rope_update passes a 0-d tensor
@@ -148,16 +146,38 @@ def _make_init(rope_type: str):
 
 
 def _check_keys(rope_type: str, params: Mapping, ignore_keys) -> None:
-    allowed = _COMMON_KEYS | set(_TYPE_KEYS[_base_type(rope_type)]) | set(ignore_keys or ())
-    unknown = sorted(set(params) - allowed)
+    unknown = unknown_keys(rope_type, params, ignore_keys or ())
     if unknown:
         logger.warning("Unrecognized keys in `rope_parameters` for 'rope_type'='%s': %s", rope_type, unknown)
 
 
+def _read(block: dict) -> rr.RopeConfig:
+    """``rr.RopeConfig.from_hf`` without its unknown-key warning (the validators log it, as transformers does)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RopeWarning)
+        return rr.RopeConfig.from_hf(block)
+
+
+#: model_type -> the only rope types its config class accepts (its own validate_rope refuses others
+#: after ours has run, with a message that does not say what to do instead).
+_FIXED_TYPES = {"phi3": ("default", "longrope")}
+
+
+def _refuse_fixed_type(config, rope_type: str) -> None:
+    allowed = _FIXED_TYPES.get(getattr(config, "model_type", None))
+    if allowed is not None:
+        raise rr.RopeConfigError(
+            f"rope_type: got {rope_type!r}, but {type(config).__name__} accepts only {list(allowed)}; keep "
+            f"rope_type {_base_type(rope_type)!r} in the config and call "
+            "rrope_torch.transformers.use_exact_phases(model, resonance=True) after loading (docs/integrations.md)"
+        )
+
+
 def _make_validator(rope_type: str):
     def validate(self, rope_parameters, ignore_keys=None):
+        _refuse_fixed_type(self, rope_type)
         _check_keys(rope_type, rope_parameters, ignore_keys)
-        rr.RopeConfig.from_hf(_hf_block(self, rope_parameters))  # raises RopeConfigError
+        _read(_hf_block(self, rope_parameters))  # raises RopeConfigError
 
     validate.__name__ = validate.__qualname__ = f"_validate_{rope_type}_rope_parameters"
     validate.__doc__ = f"Validate a ``{rope_type}`` block: ``rr.RopeConfig.from_hf`` must accept it."
@@ -167,7 +187,7 @@ def _make_validator(rope_type: str):
 def _make_validator_v4(rope_type: str):
     def validate(config, ignore_keys=None):
         _check_keys(rope_type, getattr(config, "rope_scaling", None) or {}, ignore_keys)
-        rr.RopeConfig.from_hf(_hf_block(config, None))
+        _read(_hf_block(config, None))
 
     validate.__name__ = f"_validate_{rope_type}_parameters"
     return validate
@@ -256,11 +276,16 @@ def _rope_utils():
     return modeling_rope_utils
 
 
-def register() -> None:
+def register(exact_phases: bool = False) -> None:
     """Add the resonance rope types to transformers (idempotent; call before building a model).
 
-    Raises :class:`rrope_core.RopeError` if another function already holds one of the names.
+    ``exact_phases=True`` also gives every rotary embedding module built afterwards, of any rope
+    type, :func:`use_exact_phases` (through torch's global module registration hook);
+    ``register(False)`` stops that for later models. Raises :class:`rrope_core.RopeError` if
+    another function already holds one of the names.
     """
+    if not isinstance(exact_phases, bool):
+        raise rr.RopeInputError(f"exact_phases: got {exact_phases!r}, must be True or False")
     mru = _rope_utils()
     inits = mru.ROPE_INIT_FUNCTIONS
     mixin = getattr(mru, "RotaryEmbeddingConfigMixin", None)  # v5
@@ -276,6 +301,14 @@ def register() -> None:
             setattr(mixin, fn.__name__, fn)
         if validations is not None:
             validations[rope_type] = _VALIDATORS.setdefault(("v4", rope_type), _make_validator_v4(rope_type))
+    _set_exact_hook(exact_phases)
+
+
+def _set_exact_hook(on: bool) -> None:
+    if on and not _EXACT_HOOK:
+        _EXACT_HOOK.append(torch.nn.modules.module.register_module_module_registration_hook(registration_hook))
+    elif not on and _EXACT_HOOK:
+        _EXACT_HOOK.pop().remove()
 
 
 def is_registered() -> bool:
@@ -305,6 +338,7 @@ def unregister() -> None:
         fn4 = _VALIDATORS.get(("v4", rope_type))
         if validations is not None and fn4 is not None and validations.get(rope_type) is fn4:
             del validations[rope_type]
+    _set_exact_hook(False)
     for module, handle in list(_HOOKS.items()):
         handle.remove()
         module.__dict__.pop(_STATE_ATTR, None)
