@@ -99,8 +99,9 @@ def _probe(name: str, module, configs: dict) -> bool:
     its own config; a table of another format (e.g. ``repeat_interleave`` tables) raises. False
     (nothing checked) while the module's buffers are on the meta device.
 
-    Bound per entry: transformers' float32 table errs by <= ``a*(m*theta*(2u+u**2) + 4u+u**2)``
-    (roundings of ``inv_freq``, the product and the trig, ``u = 2**-24``), ours by <= ``a*2*pi*u``.
+    Bound per entry: transformers' table errs by <= ``a*(m*theta*(2*ub + u + u**2) + 4u + u**2)``
+    (``inv_freq`` rounded to its buffer's dtype, ``ub``: float32 or, after ``model.to(bfloat16)``,
+    bfloat16; the float32 product and trig, ``u = 2**-24``), ours by <= ``a*2*pi*u``.
     """
     device = next(iter(module.buffers())).device
     if device.type == "meta":
@@ -113,13 +114,19 @@ def _probe(name: str, module, configs: dict) -> bool:
             theirs = type(module).forward(module, x, positions, **kwargs)
         ours = exact_cos_sin(positions, cfg, torch.float32)
         theta, a = float(rr.inv_freq(cfg).max()), float(rr.attention_factor(cfg))
-        bound = a * ((PROBE_POSITIONS - 1) * theta * (2 * _U32 + _U32**2) + 4 * _U32 + _U32**2 + 2 * math.pi * _U32)
+        ub = torch.finfo(_inv_freq(module, layer_type).dtype).eps / 2
+        reach = (PROBE_POSITIONS - 1) * theta
+        bound = a * (reach * (2 * ub + _U32 + _U32**2) + 4 * _U32 + _U32**2 + 2 * math.pi * _U32)
         if not isinstance(theirs, tuple) or len(theirs) != 2:
             raise _refuse(name, module, "does not return a (cos, sin) pair")
         for t, o in zip(theirs, ours, strict=True):
             if t.shape != o.shape or float((t.double() - o.double()).abs().max()) > bound:
                 raise _refuse(name, module, "returns a cos/sin table in a format other than cat(freqs, freqs)")
     return True
+
+
+def _inv_freq(module, layer_type) -> torch.Tensor:
+    return getattr(module, "inv_freq" if layer_type is None else f"{layer_type}_inv_freq")
 
 
 def _exact_forward(self, x, position_ids, layer_type=None):
