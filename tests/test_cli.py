@@ -233,6 +233,37 @@ def test_resonance_gap_is_zero_for_pre_critical_pairs(capsys, flags):
     assert any(p["feature_gap_without_resonance"] > 0 for p in pre)  # what resonance removes
 
 
+def test_inspect_feature_gaps_are_the_documented_ones(capsys):
+    """docs/cli.md's JSON example (written by the brute-force implementation), bit for bit."""
+    rep = run_json(capsys, "--head-dim", "8", "--train-len", "1024")
+    assert [p["feature_gap_without_resonance"] for p in rep["pairs"]] == [
+        0.00030144353364081056,
+        0.007933123595581737,
+        0.004073464102068325,
+        2.63,
+    ]
+    assert [p["feature_gap_with_resonance"] for p in rep["pairs"]] == [0.0, 0.0, 0.0, 2.6300775677036943]
+
+
+def test_inspect_llama31_at_a_million_positions_is_unchanged(tmp_path, capsys):
+    """Llama 3.1 (head_dim 128), 131072 -> 1048576: the values the brute force (every OOD position)
+    printed, bit for bit. Its time is shown by running it (docs/cli.md), not asserted here."""
+    path = write(tmp_path, "config.json", LLAMA31_V4)
+    rep = run_json(capsys, path, "--train-len", "131072", "--test-len", "1048576")
+    pinned = {
+        0: (2.7831433947689277e-05, 0.0),
+        20: (4.123141196687996e-05, 0.0),
+        40: (0.8949639646196242, 0.8949729591321572),
+        45: (2.3356575571942937, 2.3356543527569498),
+        50: (2.852480371419776, 2.852480536867904),
+        63: (0.281575187053302, 0.2815751889645837),
+    }
+    for i, gaps in pinned.items():
+        pair = rep["pairs"][i]
+        assert (pair["feature_gap_without_resonance"], pair["feature_gap_with_resonance"]) == gaps, i
+    assert rep["critical_dim"] == 78
+
+
 def test_inspect_dynamic_uses_test_length_frequencies(capsys):
     flags = ["--head-dim", "16", "--scaling", "dynamic", "--factor", "2", "--original-max-position", "256"]
     rep = run_json(capsys, *flags, "--train-len", "256", "--test-len", "1024")
@@ -250,6 +281,94 @@ def test_inspect_from_config_json(tmp_path, capsys):
     forced = run_json(capsys, "--config", path, "--train-len", "256", "--resonance")
     assert rr.RopeConfig.from_dict(forced["config"]) == cfg.with_resonance()
     assert forced["critical_dim"] == rr.critical_dim(cfg.with_resonance(), 256)
+
+
+def test_inspect_takes_the_config_as_path_file_or_model_directory(tmp_path, capsys):
+    path = write(tmp_path, "config.json", LLAMA31_V4)
+    want = run_json(capsys, "--config", path, "--train-len", "256")
+    for given in (["--config", tmp_path], [path], [tmp_path], ["--train-len", "256", tmp_path]):
+        rep = run_json(capsys, *given, *([] if "--train-len" in given else ["--train-len", "256"]))
+        assert rep == want, given  # same config, same numbers, source = the config.json itself
+    code, out, _ = run_cli(capsys, "inspect", tmp_path, "--train-len", "256")
+    assert code == 0 and out.startswith(f"config ({path}): head_dim=128 base=500000")
+
+
+def test_path_and_config_together_name_both(tmp_path, capsys):
+    path = write(tmp_path, "config.json", LLAMA31_V4)
+    for argv in (["inspect", path, "--config", path], ["plot", tmp_path, "--config", path, "-o", tmp_path / "f.png"]):
+        err = usage_error(capsys, *argv)
+        assert "argument PATH: not allowed with argument --config" in err, err
+        assert repr(str(path)) in err
+    assert not (tmp_path / "f.png").exists()
+    err = usage_error(capsys, "inspect", path, "--head-dim", "64")
+    assert "argument --head-dim: not allowed with PATH (the config file defines the rope" in err
+
+
+def test_model_directory_without_config_json(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "inspect", tmp_path)
+    assert code == 2 and out == ""
+    assert err == f"rrope inspect: error: model directory {str(tmp_path)!r} has no config.json\n"
+
+
+PHI3_LIKE = {"hidden_size": 3072, "num_attention_heads": 32, "max_position_embeddings": 131072}
+PHI3_LIKE["original_max_position_embeddings"] = 4096
+
+
+@pytest.mark.parametrize(
+    "data, train_len, key",
+    [
+        (PHI3_LIKE, 4096, "original_max_position_embeddings"),
+        (YARN_V5, 8192, "rope_parameters.original_max_position_embeddings"),
+        (LLAMA31_V4, 8192, "rope_scaling.original_max_position_embeddings"),
+        ({"head_dim": 16, "max_position_embeddings": 2048}, 2048, "max_position_embeddings"),
+        # top level first, then rope_parameters / rope_scaling, max_position_embeddings last
+        ({**LLAMA31_V4, "original_max_position_embeddings": 1000}, 1000, "original_max_position_embeddings"),
+    ],
+    ids=["top-level", "rope_parameters", "rope_scaling", "max_position", "top-level-wins"],
+)
+def test_train_len_defaults_to_the_configs_context(tmp_path, capsys, data, train_len, key):
+    path = write(tmp_path, "config.json", data)
+    rep = run_json(capsys, path)
+    assert (rep["train_len"], rep["test_len"]) == (train_len, 4 * train_len)
+    note = f"train_len={train_len} is the config's {key} (give --train-len to change it)"
+    assert rep["notes"][-1] == note
+    code, out, _ = run_cli(capsys, "inspect", path)
+    assert code == 0 and f"\nnote: {note}\n" in out and f"train_len={train_len} test_len={4 * train_len};" in out
+    assert f"have wavelength <= train_len={train_len} " in out
+    given = run_json(capsys, path, "--train-len", "300")  # --train-len wins, and needs no note
+    assert given["train_len"] == 300 and not any("train_len" in n for n in given["notes"])
+
+
+def test_train_len_default_without_a_context_key_or_from_flags(tmp_path, capsys):
+    rep = run_json(capsys, write(tmp_path, "config.json", {"head_dim": 16, "rope_theta": 10000.0}))
+    assert (rep["train_len"], rep["notes"]) == (4096, [])
+    assert run_json(capsys, "--head-dim", "8")["train_len"] == 4096
+
+
+def test_train_len_default_errors(tmp_path, capsys):
+    data = {"head_dim": 16, "rope_parameters": {"rope_type": "default", "original_max_position_embeddings": 2.5}}
+    path = write(tmp_path, "config.json", data)
+    code, out, err = run_cli(capsys, "inspect", path)
+    assert code == 2 and out == ""
+    assert err == (
+        f"rrope inspect: error: config file {str(path)!r} has rope_parameters.original_max_position_embeddings=2.5, "
+        "not a positive integer: give --train-len\n"
+    )
+    assert run_cli(capsys, "inspect", path, "--train-len", "64")[0] == 0  # not read when --train-len is given
+    err = usage_error(capsys, "inspect", write(tmp_path, "l.json", LLAMA31_V4), "--test-len", "100")
+    assert "argument --test-len: must be > --train-len=8192 (the config's rope_scaling.original" in err
+
+
+def test_help_says_where_train_len_comes_from(capsys):
+    with pytest.raises(SystemExit):
+        main(["inspect", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "PATH" in text and "or a model directory holding one" in text
+    assert (
+        "default: from a config file its original_max_position_embeddings, else "
+        "rope_parameters.original_max_position_embeddings, else rope_scaling.original_max_position_embeddings, "
+        "else max_position_embeddings; from flags 4096" in text
+    )
 
 
 def test_inspect_does_not_import_matplotlib_or_frameworks():
@@ -293,6 +412,42 @@ def test_plot_from_config(tmp_path, capsys):
     path = write(tmp_path, "config.json", LLAMA31_V4)
     assert run_cli(capsys, "plot", "-o", out, "--config", path, "--train-len", "128")[0] == 0
     assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plot_from_path_writes_the_default_file(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    model = tmp_path / "model"
+    model.mkdir()
+    write(model, "config.json", LLAMA31_V4)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "plot", "model")
+    assert code == 0, err
+    assert (tmp_path / "rrope-plot.png").read_bytes()[:8] == PNG_MAGIC
+    assert out.splitlines() == [
+        "note: train_len=8192 is the config's rope_scaling.original_max_position_embeddings (give --train-len to change it)",
+        "wrote rrope-plot.png",
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, magic", [("f.svg", b"<svg"), ("f.pdf", b"%PDF-"), ("F.PDF", b"%PDF-"), ("f.png", PNG_MAGIC)]
+)
+def test_plot_format_follows_the_out_extension(tmp_path, capsys, name, magic):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / name
+    code, stdout, err = run_cli(capsys, "plot", "-o", out, "--head-dim", "8", "--train-len", "64")
+    assert code == 0, err
+    assert magic in out.read_bytes()[:400] and stdout == f"wrote {out}\n"
+
+
+@pytest.mark.parametrize("name", ["f.jpg", "f", "f.png.txt", "f.svgz"])
+def test_plot_refuses_other_extensions_before_any_work(tmp_path, capsys, monkeypatch, name):
+    for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, module, None)  # the --out error comes before the matplotlib check
+    out = tmp_path / name
+    code, stdout, err = run_cli(capsys, "plot", tmp_path / "missing.json", "-o", out)  # ... and before reading
+    assert code == 2 and stdout == "" and not out.exists()
+    assert err == f"rrope plot: error: --out={str(out)!r} is invalid: the file name must end in .png, .svg or .pdf\n"
 
 
 def test_plot_names_missing_matplotlib(tmp_path, capsys, monkeypatch):
@@ -548,8 +703,7 @@ def test_bad_flags_fail_before_reading_the_config(capsys):
     assert "argument --scaling: not allowed with --config" in err
 
 
-def test_plot_requires_out_and_an_existing_directory(tmp_path, capsys):
-    assert "the following arguments are required: --out" in usage_error(capsys, "plot", "--head-dim", "8")
+def test_plot_out_needs_an_existing_directory(tmp_path, capsys):
     err = usage_error(capsys, "plot", "--out", tmp_path / "nope" / "f.png")
     assert "argument --out: directory" in err and "does not exist" in err
 
@@ -557,3 +711,39 @@ def test_plot_requires_out_and_an_existing_directory(tmp_path, capsys):
 def test_convert_requires_a_known_target(tmp_path, capsys):
     err = usage_error(capsys, "convert", "c.json", "--to", "v6")
     assert "argument --to: invalid choice: 'v6' (choose from 'v4', 'v5', 'mlx', 'gguf')" in err
+
+
+# ---------------------------------------------------------------- posgen without torch
+
+POSGEN_EXTRA = 'pip install ".[posgen]"'
+NO_TORCH = (
+    "import sys\n"
+    "sys.modules['torch'] = None  # as if torch were not installed\n"
+    "from rrope_core.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.parametrize("argv", [["posgen", "--help"], ["posgen"], ["posgen", "--quick", "--tasks", "cot"]])
+def test_posgen_without_torch_is_one_line_naming_the_extra(tmp_path, argv):
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, *argv], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == "", done
+    assert done.stderr == f"rrope posgen: error: `rrope posgen` needs torch, which is not installed: {POSGEN_EXTRA}\n"
+    assert list(tmp_path.iterdir()) == []  # no results directory started
+
+
+def test_posgen_without_torch_in_process(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert main(["posgen", "--help"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and POSGEN_EXTRA in err
+    assert main(["inspect", "--head-dim", "8"]) == 0  # other commands do not need torch
+
+
+def test_the_posgen_extra_brings_torch():
+    tomllib = pytest.importorskip("tomllib")
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
+    assert "resonance-rope[torch]" in extras["posgen"] and any(r.startswith("torch") for r in extras["torch"])

@@ -1,7 +1,9 @@
 """The paper's theorem, as it shows in feature_gap."""
 
+import tracemalloc
+
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rrope_core as rr
@@ -46,3 +48,43 @@ def test_gap_brute_force_small():
     for i in range(3):
         want = max(min(rr.circular_distance(phi[m, i], phi[n, i]) for n in range(10)) for m in range(10, 25))
         assert gap[i] == want
+
+
+def brute_force_gap(cfg, train_len, test_len, seq_len=None):
+    """Every OOD angle against its sorted neighbours among the seen ones (the definition, O(T) per pair)."""
+    seen = np.sort(rr.phases(cfg, np.arange(train_len), seq_len), axis=0)
+    ood = rr.phases(cfg, np.arange(train_len, test_len), seq_len)
+    gap = []
+    for i in range(cfg.n_pairs):
+        idx = np.searchsorted(seen[:, i], ood[:, i])
+        left, right = seen[(idx - 1) % train_len, i], seen[idx % train_len, i]
+        gap.append(np.minimum(rr.circular_distance(ood[:, i], left), rr.circular_distance(ood[:, i], right)).max())
+    return np.array(gap)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    configs(max_head_dim=32),
+    st.integers(1, 3000),
+    st.one_of(st.integers(1, 50), st.integers(1, 20000)),
+    st.sampled_from([None, 100, 100000]),
+)
+def test_gap_equals_the_brute_force_bit_for_bit(cfg, train_len, extra, seq_len):
+    """The three-gap search visits a few OOD positions per pair; it must find the brute force's value."""
+    test_len = train_len + extra
+    np.testing.assert_array_equal(
+        rr.feature_gap(cfg, train_len, test_len, seq_len), brute_force_gap(cfg, train_len, test_len, seq_len)
+    )
+
+
+def test_gap_memory_does_not_grow_with_test_len_times_pairs():
+    """128 pairs, L = 2**15, T = 2**22: one seen-angle table alone would be 32 MiB, one OOD chunk 64 MiB."""
+    cfg = rr.RopeConfig(head_dim=256, base=500000.0)
+    tracemalloc.start()
+    try:
+        gap = rr.feature_gap(cfg, 1 << 15, 1 << 22)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert gap.shape == (128,) and np.all(gap > 0)
+    assert peak < 16 * 2**20, peak

@@ -8,8 +8,10 @@ wrapper, :func:`initialize_rope`, in ``mlx_lm.models.rope_utils`` and in every a
 that bound the original by ``from .rope_utils import initialize_rope`` (``mlx_lm.models.llama``,
 ``qwen3``, ...: found by identity with the original function); modules imported later get the
 wrapper from ``rope_utils``. The wrapper builds :class:`ResonanceRoPE` for ``resonance`` and
-``resonance_<type>`` and calls mlx-lm's original for everything else. ``unregister()`` puts the
-original back everywhere the wrapper is bound; models already built keep their rope modules.
+``resonance_<type>`` and calls mlx-lm's original for everything else. It also wraps
+``mlx_lm.utils.load_config`` so that a transformers v5 ``config.json`` (``rope_parameters`` only,
+which mlx-lm's models do not read) gets the v4 keys they do read (:func:`with_v4_rope_keys`).
+``unregister()`` puts the originals back; models already built keep their rope modules.
 
 The block is read by :meth:`rr.RopeConfig.from_hf` (transformers' semantics) with ``dims`` as the
 rotary dimension, ``base`` as ``rope_theta`` and ``traditional`` as the interleaved layout.
@@ -39,12 +41,15 @@ __all__ = [
     "register",
     "unregister",
     "is_registered",
+    "with_v4_rope_keys",
+    "load_config",
 ]
 
 #: The rope types :func:`register` adds (every resonance type :meth:`rr.RopeConfig.from_hf` reads).
 RESONANCE_TYPES = tuple(t for t in rr.HF_ROPE_TYPES if t.startswith("resonance"))
 
 _original = None  # mlx-lm's initialize_rope, captured by register()
+_original_load_config = None  # mlx-lm's utils.load_config, captured by register()
 
 
 @lru_cache(maxsize=64)
@@ -138,6 +143,26 @@ def _rebind(old, new) -> None:
             module.initialize_rope = new
 
 
+def with_v4_rope_keys(config: dict) -> dict:
+    """``config`` plus ``rope_scaling``/``rope_theta``/``partial_rotary_factor`` from a transformers v5
+    ``rope_parameters`` block when it has no ``rope_scaling`` (mlx-lm's models read only the v4 keys
+    and would build plain RoPE). Per-layer-type blocks and v4 configs come back unchanged."""
+    params = config.get("rope_parameters")
+    if config.get("rope_scaling") or not isinstance(params, dict) or "rope_type" not in params:
+        return config
+    rope = {k: v for k, v in params.items() if k not in ("rope_theta", "partial_rotary_factor")}
+    out = dict(config, rope_scaling=None if rope.get("rope_type") == "default" else rope)
+    for key in ("rope_theta", "partial_rotary_factor"):
+        if key in params:
+            out.setdefault(key, params[key])
+    return out
+
+
+def load_config(model_path):
+    """mlx-lm's ``utils.load_config`` then :func:`with_v4_rope_keys` (installed by :func:`register`)."""
+    return with_v4_rope_keys(_original_load_config(model_path))
+
+
 def _rope_utils():
     try:
         from mlx_lm.models import rope_utils
@@ -147,12 +172,18 @@ def _rope_utils():
 
 
 def register() -> None:
-    """Make mlx-lm's ``initialize_rope`` build the resonance types (idempotent; see the module docstring)."""
-    global _original
+    """Make mlx-lm's ``initialize_rope`` build the resonance types and its ``load_config`` read v5
+    ``rope_parameters`` (idempotent; see the module docstring)."""
+    global _original, _original_load_config
     rope_utils = _rope_utils()
+    from mlx_lm import utils
+
     if rope_utils.initialize_rope is not initialize_rope:
         _original = rope_utils.initialize_rope
     _rebind(_original, initialize_rope)
+    if utils.load_config is not load_config:
+        _original_load_config = utils.load_config
+        utils.load_config = load_config
 
 
 def is_registered() -> bool:
@@ -164,3 +195,8 @@ def unregister() -> None:
     """Undo :func:`register` in every loaded module (models already built keep their rope modules)."""
     if _original is not None:
         _rebind(initialize_rope, _original)
+    if _original_load_config is not None:
+        from mlx_lm import utils
+
+        if utils.load_config is load_config:
+            utils.load_config = _original_load_config

@@ -1,4 +1,4 @@
-"""``rrope inspect``: per-pair table of a RoPE config (from flags or a model's config.json).
+"""``rrope inspect [PATH]``: per-pair table of a RoPE config (from flags or a model's config.json).
 
 Per pair ``i``: ``theta_i`` (after scaling, before rounding), wavelength ``2*pi/theta_i``, the
 Resonance period ``rint(wavelength)`` and the change it makes, pre/post-critical against the
@@ -95,10 +95,11 @@ def format_header(rep: dict, cfg_line: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     parser = args._parser
-    train_len, test_len = lengths_from_args(args, parser)
     try:
-        cfg, source = config_from_args(args, parser)
+        cfg, source, data = config_from_args(args, parser)
+        train_len, test_len, note = lengths_from_args(args, parser, data)
         rep = inspect_report(cfg, train_len, test_len, source)
+        rep["notes"] += [note] if note else []
     except RopeError as exc:
         return report("inspect", exc)
     if args.json:

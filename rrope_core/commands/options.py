@@ -1,30 +1,43 @@
 """The config flags shared by ``rrope inspect`` and ``rrope plot``, and their checks.
 
 A config comes either from flags (``--head-dim --base --scaling ...``) or from a model's
-``config.json`` (``--config``); the two are exclusive, except ``--resonance``, which forces
-resonance on either way. Flag combinations are checked before any work, with argparse's
-``usage + error`` (exit 2) naming the flag and what is allowed.
+``config.json`` (the positional ``PATH`` or ``--config``: a file, or a model directory holding
+one); the two are exclusive, except ``--resonance``, which forces resonance on either way.
+Without ``--train-len`` a config file gives the training length (:func:`default_train_len`).
+Flag combinations are checked before any work, with argparse's ``usage + error`` (exit 2)
+naming the flag and what is allowed.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..config import LAYOUTS, RopeConfig
 from ..errors import RopeError
 from ..scaling import NTK, DynamicNTK, Linear, Llama3, YaRN
-from .config_file import rope_config_from_file
+from .config_file import read_json_object, rope_config_from_file
+from .errors import CommandError
 
 __all__ = [
     "add_config_arguments",
     "add_length_arguments",
     "check_flag_combination",
     "config_from_args",
+    "default_train_len",
     "lengths_from_args",
     "SCALINGS",
 ]
 
 SCALINGS = ("none", "linear", "ntk", "dynamic", "yarn", "llama3")
+DEFAULT_TRAIN_LEN = 4096
+#: where a config file's training length is looked up, first found wins
+TRAIN_LEN_KEYS = (
+    "original_max_position_embeddings",
+    "rope_parameters.original_max_position_embeddings",
+    "rope_scaling.original_max_position_embeddings",
+    "max_position_embeddings",
+)
 
 #: flag -> (dest, scalings that take it)
 _SCALING_FLAGS = {
@@ -75,10 +88,16 @@ def _finite_float(text: str) -> float:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config`` or the rope flags, plus ``--resonance``. Defaults are applied in :func:`config_from_args`
-    (``None`` here tells "not given" apart from "given the default")."""
+    """``PATH``/``--config`` or the rope flags, plus ``--resonance``. Defaults are applied in
+    :func:`config_from_args` (``None`` here tells "not given" apart from "given the default")."""
     g = parser.add_argument_group("config from a model (exclusive with the rope flags below)")
-    g.add_argument("--config", metavar="CONFIG_JSON", help="a transformers config.json (v4 or v5 rope keys)")
+    g.add_argument(
+        "path",
+        nargs="?",
+        metavar="PATH",
+        help="a transformers config.json (v4 or v5 rope keys), or a model directory holding one",
+    )
+    g.add_argument("--config", metavar="CONFIG_JSON", help="the same as PATH (give one of the two)")
     f = parser.add_argument_group("config from flags")
     f.add_argument("--head-dim", type=_positive_int, help="features per attention head (default 128)")
     f.add_argument("--base", type=_finite_float, help="RoPE base, theta (default 10000)")
@@ -100,25 +119,65 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_length_arguments(parser: argparse.ArgumentParser) -> None:
     """``--train-len`` and ``--test-len``: the positions seen in training and the ones met at inference."""
-    parser.add_argument("--train-len", type=_positive_int, default=4096, help="training length L (default 4096)")
+    keys = ", else ".join(TRAIN_LEN_KEYS)
+    parser.add_argument(
+        "--train-len",
+        type=_positive_int,
+        help=f"training length L (default: from a config file its {keys}; from flags {DEFAULT_TRAIN_LEN})",
+    )
     parser.add_argument("--test-len", type=_positive_int, help="test length T > L (default 4 x train-len)")
 
 
-def lengths_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[int, int]:
-    """``(train_len, test_len)``; ``parser.error`` unless ``test_len > train_len``."""
-    test_len = 4 * args.train_len if args.test_len is None else args.test_len
-    if test_len <= args.train_len:
-        parser.error(f"argument --test-len: must be > --train-len={args.train_len}, got {test_len}")
-    return args.train_len, test_len
+def default_train_len(data: dict | None, path: str = "") -> tuple[int, str | None]:
+    """``(train_len, key)`` without ``--train-len``: the first of :data:`TRAIN_LEN_KEYS` in a config
+    file's object ``data`` (``key`` names it), else :data:`DEFAULT_TRAIN_LEN` (``key`` None).
+    A key holding something other than a positive integer raises :class:`CommandError`."""
+    for key in TRAIN_LEN_KEYS if data is not None else ():
+        *block, name = key.split(".")
+        holder = data.get(block[0]) if block else data
+        if not isinstance(holder, dict) or holder.get(name) is None:
+            continue
+        value = holder[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise CommandError(f"config file {path!r} has {key}={value!r}, not a positive integer: give --train-len")
+        return value, key
+    return DEFAULT_TRAIN_LEN, None
+
+
+def lengths_from_args(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, data: dict | None = None
+) -> tuple[int, int, str | None]:
+    """``(train_len, test_len, note)``: ``--train-len``, else :func:`default_train_len` of the config
+    file's object ``data`` (``note`` then names the key); ``parser.error`` unless ``test_len > train_len``."""
+    train_len, key = (args.train_len, None) if args.train_len is not None else default_train_len(data, args.config)
+    note = None if key is None else f"train_len={train_len} is the config's {key} (give --train-len to change it)"
+    test_len = 4 * train_len if args.test_len is None else args.test_len
+    if test_len <= train_len:
+        where = "" if args.train_len is not None else f" (the config's {key})" if key else " (the default)"
+        parser.error(f"argument --test-len: must be > --train-len={train_len}{where}, got {test_len}")
+    return train_len, test_len, note
 
 
 def check_flag_combination(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """``parser.error`` for flags that contradict each other (exit 2, before any work)."""
+    """``parser.error`` for flags that contradict each other (exit 2, before any work).
+
+    Leaves the config file's path (``PATH`` or ``--config``) in ``args.config``."""
+    if args.path is not None:
+        if args.config is not None:
+            parser.error(
+                f"argument PATH: not allowed with argument --config (got {args.path!r} and {args.config!r}; "
+                "give the config file once)"
+            )
+        args.config, source_flag = args.path, "PATH"
+    else:
+        source_flag = "--config"
+    if args.train_len is not None and args.test_len is not None and args.test_len <= args.train_len:
+        parser.error(f"argument --test-len: must be > --train-len={args.train_len}, got {args.test_len}")
     if args.config is not None:
         given = [flag for flag, dest in _ROPE_FLAGS.items() if getattr(args, dest) is not None]
         if given:
             parser.error(
-                f"argument {given[0]}: not allowed with --config (the config file defines the rope; "
+                f"argument {given[0]}: not allowed with {source_flag} (the config file defines the rope; "
                 "only --resonance, --train-len and --test-len combine with it)"
             )
         return
@@ -150,8 +209,19 @@ def _scaling(args: argparse.Namespace):
     return Llama3(args.factor, args.original_max_position, **kwargs)
 
 
-def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[RopeConfig, str]:
-    """``(config, source)``: from ``--config`` (source = its path) or from the flags (source = ``"flags"``).
+def _config_path(path: str) -> str:
+    """``path``, or ``path/config.json`` when ``path`` is a model directory (:class:`CommandError` if it has none)."""
+    if not Path(path).is_dir():
+        return path
+    inside = Path(path) / "config.json"
+    if not inside.is_file():
+        raise CommandError(f"model directory {path!r} has no config.json")
+    return str(inside)
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[RopeConfig, str, dict | None]:
+    """``(config, source, data)``: from ``PATH``/``--config`` (source = the file's path, data = its
+    JSON object) or from the flags (source = ``"flags"``, data = ``None``).
 
     Flag combinations fail through ``parser.error``; values the config rejects (``--factor 0.5``)
     fail the same way, with the config's message (which names the field, value and rule).
@@ -159,13 +229,15 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     """
     check_flag_combination(args, parser)
     if args.config is not None:
-        cfg = rope_config_from_file(args.config)
+        args.config = _config_path(args.config)
+        data = read_json_object(args.config)
+        cfg = rope_config_from_file(args.config, data)
         if args.resonance and not cfg.resonance:
             try:
                 cfg = cfg.with_resonance(True)
             except RopeError as exc:
                 parser.error(f"argument --resonance: cannot apply to {args.config!r}: {exc}")
-        return cfg, args.config
+        return cfg, args.config, data
     try:
         cfg = RopeConfig(
             head_dim=128 if args.head_dim is None else args.head_dim,
@@ -177,4 +249,4 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         )
     except RopeError as exc:
         parser.error(f"invalid config from flags: {exc}")
-    return cfg, "flags"
+    return cfg, "flags", None

@@ -1,4 +1,4 @@
-"""``rrope plot --out fig.png``: wavelengths and feature gaps of a RoPE config, as a PNG.
+"""``rrope plot [PATH] [--out fig.png|.svg|.pdf]``: wavelengths and feature gaps of a RoPE config, as a figure.
 
 Top panel: wavelength ``2*pi/theta_i`` per pair (log scale), the rounded Resonance wavelengths,
 and the training length as a horizontal line (pairs below it are pre-critical). Bottom panel:
@@ -14,20 +14,37 @@ import importlib
 import textwrap
 from pathlib import Path
 
-from ..errors import RopeError
+from ..errors import RopeError, bad
 from .errors import CommandError, MissingDependencyError, report
 from .options import add_config_arguments, add_length_arguments, config_from_args, lengths_from_args
 from .report import describe, inspect_report
 
-__all__ = ["add_arguments", "run", "draw"]
+__all__ = ["add_arguments", "run", "draw", "DEFAULT_OUT", "FORMATS"]
+
+DEFAULT_OUT = "rrope-plot.png"
+FORMATS = ("png", "svg", "pdf")  # the --out extensions, written by matplotlib in that format
+_EXTENSIONS = ".png, .svg or .pdf"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", "-o", required=True, metavar="PNG", help="where to write the figure")
+    parser.add_argument(
+        "--out",
+        "-o",
+        metavar="FILE",
+        help=f"where to write the figure: {_EXTENSIONS} (default {DEFAULT_OUT}, in the current directory)",
+    )
     add_config_arguments(parser)
     add_length_arguments(parser)
     parser.add_argument("--dpi", type=int, default=120, help="resolution of the PNG (default 120)")
     parser.set_defaults(_parser=parser)
+
+
+def out_format(out: str) -> str:
+    """The matplotlib format of ``--out`` from its extension; :class:`CommandError` for any other."""
+    fmt = Path(out).suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
+        raise bad("--out", out, f"the file name must end in {_EXTENSIONS}", CommandError)
+    return fmt
 
 
 def _matplotlib():
@@ -42,8 +59,8 @@ def _matplotlib():
     return figure.Figure, agg.FigureCanvasAgg
 
 
-def draw(rep: dict, title: str, out: Path, dpi: int = 120) -> None:
-    """Write the two-panel PNG of an ``rrope.inspect/1`` report to ``out``."""
+def draw(rep: dict, title: str, out: Path, dpi: int = 120, fmt: str = "png") -> None:
+    """Write the two-panel figure of an ``rrope.inspect/1`` report to ``out`` in format ``fmt``."""
     Figure, FigureCanvasAgg = _matplotlib()
     pairs = rep["pairs"]
     idx = [p["index"] for p in pairs]
@@ -79,25 +96,28 @@ def draw(rep: dict, title: str, out: Path, dpi: int = 120) -> None:
     )
     bottom.legend(fontsize=8)
     try:
-        fig.savefig(out, dpi=dpi, format="png")
+        fig.savefig(out, dpi=dpi, format=fmt)
     except OSError as exc:
         raise CommandError(f"cannot write --out {str(out)!r}: {exc.strerror or exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     parser = args._parser
-    train_len, test_len = lengths_from_args(args, parser)
     if args.dpi <= 0:
         parser.error(f"argument --dpi: must be a positive integer, got {args.dpi}")
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        parser.error(f"argument --out: directory {str(out.parent)!r} of {args.out!r} does not exist")
+    out = Path(DEFAULT_OUT if args.out is None else args.out)
     try:
+        fmt = out_format(str(out))
+        if not out.parent.is_dir():
+            parser.error(f"argument --out: directory {str(out.parent)!r} of {args.out!r} does not exist")
         _matplotlib()  # fail before any work when it is missing
-        cfg, source = config_from_args(args, parser)
+        cfg, source, data = config_from_args(args, parser)
+        train_len, test_len, note = lengths_from_args(args, parser, data)
         rep = inspect_report(cfg, train_len, test_len, source)
-        draw(rep, f"{source}: {describe(cfg)}", out, args.dpi)
+        draw(rep, f"{source}: {describe(cfg)}", out, args.dpi, fmt)
     except RopeError as exc:
         return report("plot", exc)
-    print(f"wrote {args.out}")
+    if note:
+        print(f"note: {note}")
+    print(f"wrote {out}")
     return 0

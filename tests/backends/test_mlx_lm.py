@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 
 import numpy as np
 import pytest
@@ -214,3 +215,42 @@ def test_reference_agreement_float64_truth():
     want = rr.rotation.apply_rotary(x.astype(np.float64), np.arange(1000, 1050), reference("resonance_yarn"))
     got = np.asarray(rope(mx.array(x), offset=1000)).astype(np.float64)
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max() + 1e-6
+
+
+def test_v5_rope_parameters_config_is_read(tmp_path):
+    """A transformers v5 config.json (rope_parameters only) builds Resonance RoPE through mlx-lm's
+    own loader, not plain RoPE: register() wraps mlx_lm.utils.load_config."""
+    from mlx_lm import utils
+
+    config = {
+        "model_type": "llama",
+        "hidden_size": 64,
+        "num_hidden_layers": 1,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-5,
+        "vocab_size": 64,
+        "max_position_embeddings": 256,
+        "rope_parameters": {"rope_theta": 500000.0, **YARN},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = utils.load_config(tmp_path)
+    assert loaded["rope_scaling"] == YARN and loaded["rope_theta"] == 500000.0
+    model, _ = utils.load_model(tmp_path, strict=False)
+    rope = model.model.layers[0].self_attn.rope
+    assert isinstance(rope, rml.ResonanceRoPE)
+    assert rope.cfg == rr.RopeConfig(head_dim=HEAD_DIM, base=500000.0, scaling=rr.YaRN(4.0, 64), resonance=True)
+    v4 = {**config, "rope_scaling": {"rope_type": "linear", "factor": 2.0}}
+    assert rml.with_v4_rope_keys(v4) is v4  # a v4 rope_scaling wins, as in transformers
+
+
+def test_unregister_restores_load_config():
+    from mlx_lm import utils
+
+    assert utils.load_config is rml.load_config
+    try:
+        rml.unregister()
+        assert utils.load_config is not rml.load_config
+    finally:
+        rml.register()
