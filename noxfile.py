@@ -56,7 +56,8 @@ def hf(session: nox.Session) -> None:
     session.install(TORCH)
     session.install(".[test,hf]")
     session.run("pytest", "tests/test_hf.py", *session.posargs)
-    session.run("pytest", "tests/backends/test_torch_transformers.py", *session.posargs, env={"RROPE_BACKEND": "torch"})
+    hf_tests = ["tests/backends/test_torch_transformers.py", "tests/backends/test_torch_hf_exact.py"]
+    session.run("pytest", *hf_tests, *session.posargs, env={"RROPE_BACKEND": "torch"})
 
 
 @nox.session
