@@ -62,7 +62,7 @@ def scalings(draw, kind: str, rotary_dim: int):
 
 @st.composite
 def configs(draw, kinds=SCALING_KINDS, resonance=None, layouts=rr.LAYOUTS, max_head_dim: int = 256):
-    """A valid :class:`rrope_core.RopeConfig`: every scaling, resonance on/off, both layouts, partial dims."""
+    """A valid ``rrope_core.RopeConfig``: every scaling, resonance on/off, both layouts, partial dims."""
     kind = draw(st.sampled_from(kinds), label="scaling_kind")
     min_dim = 4 if kind in ("ntk", "dynamic") else 2
     head_dim = 2 * draw(st.integers(min_dim // 2, max_head_dim // 2), label="head_dim/2")

@@ -29,7 +29,7 @@ def real(field: str, value: object, *, min_value: float | None = None, strict: b
 
 
 def optional_real(field: str, value: object, *, min_value: float, strict: bool = False) -> float | None:
-    """``None`` or a :func:`real` with the same bounds."""
+    """``None`` or a ``real`` with the same bounds."""
     return None if value is None else real(field, value, min_value=min_value, strict=strict)
 
 

@@ -47,7 +47,7 @@ def circular_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def feature_gap(cfg: RopeConfig, train_len: int, test_len: int, seq_len: int | None = None) -> np.ndarray:
     """Per pair, ``max_{m in [L, T)} min_{n in [0, L)} dist(phi_i(m), phi_i(n))``, shape ``(rotary_dim//2,)``.
 
-    Phases are the exact ones of :func:`rrope_core.phases.phases` (frequencies at ``seq_len``).
+    Phases are the exact ones of ``rrope_core.phases.phases`` (frequencies at ``seq_len``).
     """
     train_len = positive_int("train_len", train_len, RopeInputError)
     test_len = positive_int("test_len", test_len, RopeInputError)
@@ -62,7 +62,7 @@ def feature_gap(cfg: RopeConfig, train_len: int, test_len: int, seq_len: int | N
 
 
 def _rope_phi(theta: float):
-    """Angles of one pair as :func:`rrope_core.phases.phases` computes them, for int64 positions."""
+    """Angles of one pair as ``rrope_core.phases.phases`` computes them, for int64 positions."""
     return lambda m: reduce_phase(m.astype(np.float64), theta)
 
 

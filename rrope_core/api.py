@@ -10,12 +10,12 @@ __all__ = ["apply_rotary", "inverse_rotary", "cos_sin"]
 
 
 def apply_rotary(x, positions, cfg: RopeConfig, seq_len: int | None = None):
-    """Rotate ``x`` (``(..., head_dim)``) at ``positions``; see :func:`rrope_core.rotation.apply_rotary`."""
+    """Rotate ``x`` (``(..., head_dim)``) at ``positions``; see ``rrope_core.rotation.apply_rotary``."""
     return backend_for(x, positions).apply_rotary(x, positions, cfg, seq_len)
 
 
 def inverse_rotary(y, positions, cfg: RopeConfig, seq_len: int | None = None):
-    """Undo :func:`apply_rotary`; see :func:`rrope_core.rotation.inverse_rotary`."""
+    """Undo ``apply_rotary``; see ``rrope_core.rotation.inverse_rotary``."""
     return backend_for(y, positions).inverse_rotary(y, positions, cfg, seq_len)
 
 

@@ -25,7 +25,7 @@ class RopeConfig:
 
     ``head_dim`` features per head, of which the first ``rotary_dim`` (default: all) are rotated
     in pairs laid out by ``layout``; ``base`` is RoPE's theta; ``scaling`` one of the methods of
-    :mod:`rrope_core.scaling` or ``None``; ``resonance=True`` rounds every wavelength the scaling
+    ``rrope_core.scaling`` or ``None``; ``resonance=True`` rounds every wavelength the scaling
     produced to the nearest integer (Wang et al. 2024, Resonance RoPE, eq. 6).
     """
 
@@ -92,14 +92,14 @@ class RopeConfig:
         return replace(self, resonance=resonance)
 
     def to_dict(self) -> dict:
-        """A JSON-safe dict of every field (``scaling`` as ``{"type": ..., **params}``); see :meth:`from_dict`."""
+        """A JSON-safe dict of every field (``scaling`` as ``{"type": ..., **params}``); see ``from_dict``."""
         from .serialize import config_to_dict
 
         return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> RopeConfig:
-        """Inverse of :meth:`to_dict` (validated like any construction)."""
+        """Inverse of ``to_dict`` (validated like any construction)."""
         from .serialize import config_from_dict
 
         return config_from_dict(data)

@@ -1,7 +1,7 @@
 """The backend contract: what every backend module exposes (see docs/backends.md).
 
 A backend is a module. All frequency math (scaling, resonance rounding, attention factor) comes
-from :mod:`rrope_core`; a backend only computes phases on its device and rotates.
+from ``rrope_core``; a backend only computes phases on its device and rotates.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def framework_of(obj) -> str | None:
 def backend_for(*arrays) -> ModuleType:
     """The backend for the arrays of one call; NumPy for plain Python values.
 
-    Raises :class:`MixedFrameworkError` (a ``TypeError``) naming both frameworks when they differ.
+    Raises ``MixedFrameworkError`` (a ``TypeError``) naming both frameworks when they differ.
     """
     found: dict[str, str] = {}
     for i, a in enumerate(arrays):

@@ -1,6 +1,6 @@
 """The one exception family of resonance-rope.
 
-Every error the library raises on purpose derives from :class:`RopeError`, itself a
+Every error the library raises on purpose derives from ``RopeError``, itself a
 ``ValueError`` (so ``except ValueError`` keeps working for callers that predate us).
 Messages always name the argument, the value received and what is allowed.
 """

@@ -22,7 +22,7 @@ from .scaling import NTK, DynamicNTK, Linear, Llama3, LongRoPE, YaRN
 __all__ = ["config_from_hf", "config_to_hf", "HF_ROPE_TYPES", "ROPE_KEYS", "unknown_keys"]
 
 _BASE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3", "longrope")
-#: Every ``rope_type`` :func:`config_from_hf` reads.
+#: Every ``rope_type`` ``config_from_hf`` reads.
 HF_ROPE_TYPES = _BASE_TYPES + ("resonance",) + tuple(f"resonance_{t}" for t in _BASE_TYPES[1:])
 
 
@@ -132,7 +132,7 @@ def _original_length(block: Mapping, rope: Mapping, rope_type: str) -> int:
 
 
 def config_from_hf(block) -> RopeConfig:
-    """Build a :class:`RopeConfig` from a transformers config (mapping or ``PretrainedConfig``)."""
+    """Build a ``RopeConfig`` from a transformers config (mapping or ``PretrainedConfig``)."""
     block = _as_mapping(block)
     rope = _rope_block(block)
     rope_type = rope.get("rope_type", rope.get("type", "default"))

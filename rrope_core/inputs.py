@@ -28,7 +28,7 @@ MAX_FLOAT_EXACT = 2**53
 
 
 def check_cfg(cfg) -> RopeConfig:
-    """``cfg`` must be a :class:`RopeConfig` (not a dict or a transformers config)."""
+    """``cfg`` must be a ``RopeConfig`` (not a dict or a transformers config)."""
     if not isinstance(cfg, RopeConfig):
         raise bad(
             "cfg",

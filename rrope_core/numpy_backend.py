@@ -28,7 +28,7 @@ DTYPES = ("float64", "float32", "float16")
 
 
 def inv_freq(cfg: RopeConfig, seq_len: int | None = None, *, device=None) -> np.ndarray:
-    """:func:`rrope_core.inv_freq` (float64)."""
+    """``rrope_core.inv_freq`` (float64)."""
     _check_device(device)
     return frequencies.inv_freq(cfg, seq_len)
 

@@ -77,6 +77,6 @@ def apply_rotary(x, positions, cfg: RopeConfig, seq_len: int | None = None) -> n
 
 
 def inverse_rotary(y, positions, cfg: RopeConfig, seq_len: int | None = None) -> np.ndarray:
-    """The exact inverse of :func:`apply_rotary`: rotate by ``-phi`` and divide by the attention factor."""
+    """The exact inverse of ``apply_rotary``: rotate by ``-phi`` and divide by the attention factor."""
     y, cos, sin, a = _prepare(y, positions, cfg, seq_len, "y")
     return _rotate(y, cos, -sin, 1.0 / a, cfg)

@@ -45,7 +45,7 @@ class Scaling:
         return 1.0
 
     def check_dim(self, dim: int) -> None:
-        """Raise :class:`RopeConfigError` if this scaling cannot serve rotary dimension ``dim``."""
+        """Raise ``RopeConfigError`` if this scaling cannot serve rotary dimension ``dim``."""
 
     def hf_params(self) -> dict:
         """The method's keys in a transformers ``rope_parameters`` block (without rope_type/theta)."""
@@ -73,7 +73,7 @@ class Linear(Scaling):
 class NTK(Scaling):
     """NTK-aware scaling (bloc97 2023): ``base' = base * factor^(d/(d-2))``.
 
-    transformers has no static NTK type; :meth:`RopeConfig.to_hf` folds it into ``rope_theta``.
+    transformers has no static NTK type; ``RopeConfig.to_hf`` folds it into ``rope_theta``.
     """
 
     factor: float
@@ -292,7 +292,7 @@ class LongRoPE(Scaling):
     ``long_factor`` when ``seq_len > original_max_position`` else ``short_factor``.
     Attention factor: given, else ``sqrt(1 + ln(factor)/ln(L0))`` for ``factor > 1`` else 1, where
     ``factor`` defaults to 1 (transformers derives it from ``max_position_embeddings / L0``;
-    :meth:`RopeConfig.from_hf` does the same).
+    ``RopeConfig.from_hf`` does the same).
     """
 
     short_factor: tuple

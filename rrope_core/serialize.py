@@ -1,6 +1,6 @@
-"""Lossless JSON-safe dicts for :class:`RopeConfig` (framework layers serialize through these).
+"""Lossless JSON-safe dicts for ``RopeConfig`` (framework layers serialize through these).
 
-Unlike :meth:`RopeConfig.to_hf`, every config round-trips, the interleaved layout and static NTK included.
+Unlike ``RopeConfig.to_hf``, every config round-trips, the interleaved layout and static NTK included.
 """
 
 from __future__ import annotations

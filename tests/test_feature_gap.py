@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import rrope_core as rr
-from conformance.strategies import configs
+from rrope_conformance.strategies import configs
 
 
 @given(

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 
 import rrope_core as rr
-from conformance.strategies import configs
+from rrope_conformance.strategies import configs
 
 
 def test_default_inv_freq_matches_roformer():

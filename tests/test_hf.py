@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import rrope_core as rr
-from conformance.strategies import configs
+from rrope_conformance.strategies import configs
 
 torch = pytest.importorskip("torch", reason="transformers comparisons need torch")
 transformers = pytest.importorskip("transformers", reason="transformers comparisons need transformers")
@@ -54,7 +54,7 @@ def inv_freq_rtol(cfg: rr.RopeConfig) -> float:
 
 
 def inv_freq_rtols(cfg: rr.RopeConfig) -> np.ndarray:
-    """Per pair: :func:`inv_freq_rtol` plus what the scaling's float32 blend adds (its condition number).
+    """Per pair: ``inv_freq_rtol`` plus what the scaling's float32 blend adds (its condition number).
 
     Llama3's medium band computes ``theta/f * (1 + s*(f-1))`` with ``s = (L0/lambda - lo)/(hi - lo)``
     from the float32 wavelength, so a relative error ``r`` of theta moves ``s`` by ``(L0/lambda)*r/(hi-lo)``

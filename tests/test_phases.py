@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rrope_core as rr
-from conformance.strategies import configs
+from rrope_conformance.strategies import configs
 
 from ._truth import phase_float_theta, phase_integer_period
 

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rrope_core as rr
-from conformance.strategies import configs
+from rrope_conformance.strategies import configs
 
 EPS64 = float(np.finfo(np.float64).eps)
 positions = st.integers(0, 2**40)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 
 import rrope_core as rr
-from conformance.strategies import configs
+from rrope_conformance.strategies import configs
 
 
 @given(configs())

@@ -1,8 +1,8 @@
 """rrope_mlx: the MLX backend of resonance-rope (rrope_core.contract), on CPU or Metal GPU.
 
-All frequency math comes from :mod:`rrope_core`; this package reduces phases exactly on the device
-(:mod:`rrope_mlx.phases`, int64 arithmetic, no float64 needed) and rotates. Where accuracy allows,
-``mx.fast.rope`` runs instead (:mod:`rrope_mlx.fast`); ``path_for`` tells which path a call takes.
+All frequency math comes from ``rrope_core``; this package reduces phases exactly on the device
+(``rrope_mlx.phases``, int64 arithmetic, no float64 needed) and rotates. Where accuracy allows,
+``mx.fast.rope`` runs instead (``rrope_mlx.fast``); ``path_for`` tells which path a call takes.
 Importing it imports mlx, numpy and rrope_core only.
 """
 

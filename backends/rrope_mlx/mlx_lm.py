@@ -4,16 +4,16 @@ mlx-lm builds every model's rope with ``mlx_lm.models.rope_utils.initialize_rope
 traditional, scaling_config, max_position_embeddings)``, which dispatches on
 ``scaling_config["rope_type"]`` (or ``"type"``) and raises ``ValueError`` for any type it does not
 know: there is no registry. So ``register()`` (idempotent) replaces ``initialize_rope`` by a thin
-wrapper, :func:`initialize_rope`, in ``mlx_lm.models.rope_utils`` and in every already-imported module
+wrapper, ``initialize_rope``, in ``mlx_lm.models.rope_utils`` and in every already-imported module
 that bound the original by ``from .rope_utils import initialize_rope`` (``mlx_lm.models.llama``,
 ``qwen3``, ...: found by identity with the original function); modules imported later get the
-wrapper from ``rope_utils``. The wrapper builds :class:`ResonanceRoPE` for ``resonance`` and
+wrapper from ``rope_utils``. The wrapper builds ``ResonanceRoPE`` for ``resonance`` and
 ``resonance_<type>`` and calls mlx-lm's original for everything else. It also wraps
 ``mlx_lm.utils.load_config`` so that a transformers v5 ``config.json`` (``rope_parameters`` only,
-which mlx-lm's models do not read) gets the v4 keys they do read (:func:`with_v4_rope_keys`).
+which mlx-lm's models do not read) gets the v4 keys they do read (``with_v4_rope_keys``).
 ``unregister()`` puts the originals back; models already built keep their rope modules.
 
-The block is read by :meth:`rr.RopeConfig.from_hf` (transformers' semantics) with ``dims`` as the
+The block is read by ``rr.RopeConfig.from_hf`` (transformers' semantics) with ``dims`` as the
 rotary dimension, ``base`` as ``rope_theta`` and ``traditional`` as the interleaved layout.
 """
 
@@ -45,7 +45,7 @@ __all__ = [
     "load_config",
 ]
 
-#: The rope types :func:`register` adds (every resonance type :meth:`rr.RopeConfig.from_hf` reads).
+#: The rope types ``register`` adds (every resonance type ``rr.RopeConfig.from_hf`` reads).
 RESONANCE_TYPES = tuple(t for t in rr.HF_ROPE_TYPES if t.startswith("resonance"))
 
 _original = None  # mlx-lm's initialize_rope, captured by register()
@@ -59,7 +59,7 @@ def _for_head_dim(cfg: rr.RopeConfig, head_dim: int) -> rr.RopeConfig:
 
 
 class ResonanceRoPE(nn.Module):
-    """mlx-lm's rope interface over :func:`rrope_mlx.apply_rotary`: ``rope(x, offset=0)``.
+    """mlx-lm's rope interface over ``rrope_mlx.apply_rotary``: ``rope(x, offset=0)``.
 
     ``x`` is ``(B, H, T, D)`` (any ``(..., T, D)``); positions are ``offset + arange(T)``, ``offset``
     an int or an ``(B,)`` array (mlx-lm's batched caches). The first ``cfg.rotary_dim`` features are
@@ -99,11 +99,11 @@ def _rope_type(scaling_config) -> str:
 def resonance_rope(
     dims: int, base: float, traditional: bool, scaling_config: dict, max_position_embeddings: int | None = None
 ) -> ResonanceRoPE:
-    """The :class:`ResonanceRoPE` of an mlx-lm rope block (arguments as ``initialize_rope``'s).
+    """The ``ResonanceRoPE`` of an mlx-lm rope block (arguments as ``initialize_rope``'s).
 
     ``base`` wins over a ``rope_theta`` in the block and ``dims`` is the rotary dimension (mlx-lm
     models pass ``int(head_dim * partial_rotary_factor)``), so those two keys of the block are ignored.
-    Invalid parameters raise :class:`rrope_core.RopeConfigError` (a ``ValueError``).
+    Invalid parameters raise ``rrope_core.RopeConfigError`` (a ``ValueError``).
     """
     drop = ("rope_theta", "partial_rotary_factor", "type")
     rope = {k: v for k, v in dict(scaling_config).items() if k not in drop}
@@ -125,7 +125,7 @@ def initialize_rope(
     scaling_config: dict[str, Any] | None = None,
     max_position_embeddings: int | None = None,
 ):
-    """mlx-lm's ``initialize_rope``, plus the resonance types (installed by :func:`register`)."""
+    """mlx-lm's ``initialize_rope``, plus the resonance types (installed by ``register``)."""
     if _rope_type(scaling_config) in RESONANCE_TYPES:
         return resonance_rope(dims, base, traditional, scaling_config, max_position_embeddings)
     if _original is None:
@@ -159,7 +159,7 @@ def with_v4_rope_keys(config: dict) -> dict:
 
 
 def load_config(model_path):
-    """mlx-lm's ``utils.load_config`` then :func:`with_v4_rope_keys` (installed by :func:`register`)."""
+    """mlx-lm's ``utils.load_config`` then ``with_v4_rope_keys`` (installed by ``register``)."""
     return with_v4_rope_keys(_original_load_config(model_path))
 
 
@@ -192,7 +192,7 @@ def is_registered() -> bool:
 
 
 def unregister() -> None:
-    """Undo :func:`register` in every loaded module (models already built keep their rope modules)."""
+    """Undo ``register`` in every loaded module (models already built keep their rope modules)."""
     if _original is not None:
         _rebind(initialize_rope, _original)
     if _original_load_config is not None:

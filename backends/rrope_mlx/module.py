@@ -16,8 +16,8 @@ __all__ = ["RotaryEmbedding"]
 class RotaryEmbedding(nn.Module):
     """``RotaryEmbedding(cfg)(q, k, positions)`` -> ``(q_rot, k_rot)``; q and k may differ in head count.
 
-    Each is :func:`rrope_mlx.apply_rotary` with the module's ``path`` (``"auto"``, ``"fast"``, ``"exact"``).
-    The config round-trips through :meth:`get_config` / :meth:`from_config` (``RopeConfig.to_dict``).
+    Each is ``rrope_mlx.apply_rotary`` with the module's ``path`` (``"auto"``, ``"fast"``, ``"exact"``).
+    The config round-trips through ``get_config`` / ``from_config`` (``RopeConfig.to_dict``).
     """
 
     def __init__(self, cfg: rr.RopeConfig, *, path: str = "auto"):

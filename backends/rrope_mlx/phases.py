@@ -19,7 +19,7 @@ radians, inside ``2*pi*eps32`` (conformance/tolerance.py). No float64 anywhere o
 float64 compute (float64 ``x``, CPU only): the top 48 bits of ``f`` go through the same exact
 integer path, the rest ``f_lo < 2**-48`` as a float64 product ``m*f_lo`` (resonance: ``r/L``):
 turns within ``~2*eps64 + eps64*|m*theta|/(2*pi)``, inside the float64 budget. cos/sin come from
-:func:`_sincos64`, because MLX's float64 ``cos``/``sin`` are only float32-accurate.
+``_sincos64``, because MLX's float64 ``cos``/``sin`` are only float32-accurate.
 
 int64 is implemented by MLX on every device it runs on (CPU, Metal), so positions are widened to
 int64 and no int32 fallback (with its 2**31 limit) is needed.
@@ -50,7 +50,7 @@ _MASK48 = (1 << 48) - 1
 
 @dataclass(frozen=True)
 class Constants:
-    """Host (NumPy) constants of one ``(cfg, seq_len)``; ``lru_cache``d by :func:`constants`."""
+    """Host (NumPy) constants of one ``(cfg, seq_len)``; ``lru_cache``d by ``constants``."""
 
     theta: np.ndarray  # rr.inv_freq, float64, (P,)
     theta_max: float
@@ -168,7 +168,7 @@ def phases(positions: mx.array, k: Constants, c=mx.float32) -> mx.array:
 
 
 def cos_sin(positions: mx.array, k: Constants, c=mx.float32) -> tuple[mx.array, mx.array]:
-    """``cos(phi), sin(phi)`` of :func:`phases` in dtype ``c`` (float64 through :func:`_sincos64`)."""
+    """``cos(phi), sin(phi)`` of ``phases`` in dtype ``c`` (float64 through ``_sincos64``)."""
     if c == mx.float64:
         return _sincos64(_turns_of(positions, k, c))
     phi = phases(positions, k, c)

@@ -1,8 +1,8 @@
 """cos/sin, the rotation, its inverse and its gradient on MLX arrays (formulas: rrope_core.rotation).
 
 ``y1 = a*(x1*cos(phi) - x2*sin(phi))``, ``y2 = a*(x2*cos(phi) + x1*sin(phi))`` (RoFormer eq. 13),
-inverse with ``-phi`` and ``1/a``. Phases from :mod:`rrope_mlx.phases` (exact reduction) or, where
-:mod:`rrope_mlx.fast`'s gate allows, from ``mx.fast.rope``. Computed in float32 (float64 for
+inverse with ``-phi`` and ``1/a``. Phases from ``rrope_mlx.phases`` (exact reduction) or, where
+``rrope_mlx.fast``'s gate allows, from ``mx.fast.rope``. Computed in float32 (float64 for
 float64 ``x``), returned in ``x``'s dtype; features past ``rotary_dim`` are copied bit for bit.
 """
 
@@ -25,7 +25,7 @@ __all__ = ["inv_freq", "cos_sin", "apply_rotary", "inverse_rotary", "grad_apply_
 
 
 def inv_freq(cfg: rr.RopeConfig, seq_len: int | None = None, *, device=None) -> mx.array:
-    """:func:`rrope_core.inv_freq` as a float32 MLX array."""
+    """``rrope_core.inv_freq`` as a float32 MLX array."""
     check_cfg(cfg)
     _check_device(device)
     return mx.array(rr.inv_freq(cfg, seq_len).astype(np.float32))
@@ -95,7 +95,7 @@ def _run(x, positions, cfg, seq_len, path: str, inverse: bool) -> mx.array:
 def apply_rotary(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, path: str = "auto") -> mx.array:
     """Rotate ``x`` (``(..., head_dim)``) at integer ``positions`` broadcastable to ``x.shape[:-1]``.
 
-    ``path="auto"`` uses ``mx.fast.rope`` when :func:`rrope_mlx.path_for` says ``"fast"``, else the
+    ``path="auto"`` uses ``mx.fast.rope`` when ``rrope_mlx.path_for`` says ``"fast"``, else the
     exact phases; ``"fast"``/``"exact"`` force one (``"fast"`` skips the accuracy gate). Deciding
     reads ``positions`` once (a sync; cheap on unified memory), as does ``seq_len=None`` for dynamic
     NTK / LongRoPE; ``path="exact"`` with a fixed ``seq_len`` never reads values (``mx.compile``-safe).
@@ -104,7 +104,7 @@ def apply_rotary(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *
 
 
 def inverse_rotary(y, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, path: str = "auto") -> mx.array:
-    """The inverse of :func:`apply_rotary`: rotate by ``-phi`` and divide by the attention factor."""
+    """The inverse of ``apply_rotary``: rotate by ``-phi`` and divide by the attention factor."""
     return _run(y, positions, cfg, seq_len, path, inverse=True)
 
 

@@ -1,6 +1,6 @@
 """rrope_tensorflow: the TensorFlow backend of resonance-rope (the contract of ``rrope_core.contract``).
 
-All frequency math comes from :mod:`rrope_core`; this package computes the exact phases on the
+All frequency math comes from ``rrope_core``; this package computes the exact phases on the
 device (int64 residues for resonance configs, float64 reduction otherwise), rotates in float32
 (float64 for float64 inputs), and registers the inverse rotation as the gradient. Works eagerly,
 inside ``tf.function`` and under XLA (``jit_compile=True``). Imports TensorFlow (and its Keras) only.

@@ -1,4 +1,4 @@
-"""Per-``(cfg, seq_len)`` constants, all taken from :mod:`rrope_core` (the backend derives no frequency).
+"""Per-``(cfg, seq_len)`` constants, all taken from ``rrope_core`` (the backend derives no frequency).
 
 Resonance configs: integer periods ``L_i = rr.integer_wavelengths`` and the step ``2*pi/L_i``
 (float64, ``rr.inv_freq``). Other configs: ``theta_i = rr.inv_freq`` (float64). Both: the
@@ -55,7 +55,7 @@ def _constants(cfg: rr.RopeConfig, seq_len: int | None) -> Constants:
 
 
 def inv_freq(cfg: rr.RopeConfig, seq_len: int | None = None, *, device: str | None = None) -> tf.Tensor:
-    """:func:`rrope_core.inv_freq` as a float64 tensor (on ``device`` when given)."""
+    """``rrope_core.inv_freq`` as a float64 tensor (on ``device`` when given)."""
     check_cfg(cfg)
     seq_len = resolve_seq_len(cfg, seq_len, None)
     with tf.device(device) if device is not None else contextlib.nullcontext():

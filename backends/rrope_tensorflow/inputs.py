@@ -53,7 +53,7 @@ def _static_shapes(x_shape: tf.TensorShape, pos_shape: tf.TensorShape, name: str
 
 
 def check_rotation_call(cfg, x: tf.Tensor, positions: tf.Tensor, name: str) -> None:
-    """:func:`rrope_core.inputs.check_call` on ``x`` and ``positions`` metadata (static shapes)."""
+    """``rrope_core.inputs.check_call`` on ``x`` and ``positions`` metadata (static shapes)."""
     check_cfg(cfg)
     x_shape, pos_shape = _static_shapes(x.shape, positions.shape, name)
     check_call(
@@ -75,7 +75,7 @@ def check_positions(cfg, positions: tf.Tensor) -> None:
 
 
 def effective_seq_len(cfg, seq_len, positions: tf.Tensor) -> int | None:
-    """:func:`rrope_core.rotation.resolve_seq_len`: ``seq_len``, else ``max(positions)+1`` for
+    """``rrope_core.rotation.resolve_seq_len``: ``seq_len``, else ``max(positions)+1`` for
     dynamic NTK / LongRoPE (one host read, eager only), else None."""
     if seq_len is not None or not cfg.seq_len_dependent:
         return resolve_seq_len(cfg, seq_len, None)

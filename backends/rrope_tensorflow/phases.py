@@ -1,4 +1,4 @@
-"""Rotary phases on the device, exact like :mod:`rrope_core.phases`.
+"""Rotary phases on the device, exact like ``rrope_core.phases``.
 
 Resonance configs (integer period ``L``): ``r = m mod L`` in int64 (exact at any position), centred
 to ``(-L/2, L/2]``, then ``angle = c(r) * c(2*pi/L)`` in the compute dtype ``c`` (float32, or

@@ -1,4 +1,4 @@
-"""cos/sin, the rotation, its inverse and its gradient (the formulas of :mod:`rrope_core.rotation`).
+"""cos/sin, the rotation, its inverse and its gradient (the formulas of ``rrope_core.rotation``).
 
 For pair ``(x1, x2)`` (``rr.pair_slices``), phase ``phi`` and scale ``s``::
 
@@ -53,7 +53,7 @@ def _rotate(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, scale: float, cfg: rr.
 
 
 def _rotary(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, scale: float, cfg: rr.RopeConfig) -> tf.Tensor:
-    """:func:`_rotate` with the transpose ``s*R(-phi)`` as its registered gradient."""
+    """``_rotate`` with the transpose ``s*R(-phi)`` as its registered gradient."""
 
     @tf.custom_gradient
     def rotate(x, cos, sin):
@@ -88,13 +88,13 @@ def apply_rotary(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None) -
 
 
 def inverse_rotary(y, positions, cfg: rr.RopeConfig, seq_len: int | None = None) -> tf.Tensor:
-    """The inverse of :func:`apply_rotary`: rotate by ``-phi`` and divide by the attention factor."""
+    """The inverse of ``apply_rotary``: rotate by ``-phi`` and divide by the attention factor."""
     return _rotation(y, positions, cfg, seq_len, "y", inverse=True)
 
 
 def cos_sin(cfg: rr.RopeConfig, positions, seq_len: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     """``(cos, sin)`` of the exact phases, float32, shape ``positions.shape + (rotary_dim//2,)``,
-    without the attention factor (as :func:`rrope_core.rotation.cos_sin`)."""
+    without the attention factor (as ``rrope_core.rotation.cos_sin``)."""
     positions = as_tensor(positions)
     check_positions(cfg, positions)
     seq_len = effective_seq_len(cfg, seq_len, positions)

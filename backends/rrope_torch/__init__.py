@@ -1,6 +1,6 @@
 """rrope_torch: the PyTorch backend of resonance-rope (CPU and CUDA, autograd, torch.compile).
 
-All frequency math comes from :mod:`rrope_core`; this package computes exact phases on the
+All frequency math comes from ``rrope_core``; this package computes exact phases on the
 tensor's device (integer ``m mod L`` for resonance configs, float64 reduction otherwise), does
 the trig in float32 at least, and rotates. The backward of the rotation is the inverse rotation.
 """
@@ -39,7 +39,7 @@ name = "torch"
 
 
 def inv_freq(cfg: rr.RopeConfig, seq_len: int | None = None, *, device=None) -> torch.Tensor:
-    """:func:`rrope_core.inv_freq` as a float64 tensor on ``device``."""
+    """``rrope_core.inv_freq`` as a float64 tensor on ``device``."""
     return torch.tensor(rr.inv_freq(cfg, seq_len), dtype=torch.float64, device=device)
 
 

@@ -105,7 +105,7 @@ def fused_rotary(q, k, pos2d, cfg, seq_len, token_axis, inverse=False, inplace=F
 
     ``pos2d`` is ``(B, S)``, or any tensor read with ``pos_strides`` (batch, token). Without autograd
     (no input needs a gradient, or grad mode is off) the kernel is launched directly; otherwise
-    through :class:`_Fused`, whose backward is the inverse rotation.
+    through ``_Fused``, whose backward is the inverse rotation.
     """
     periods, theta, step, a = device_constants(cfg, seq_len, q.device, torch.float32)
     freq = periods if periods is not None else theta
@@ -155,7 +155,7 @@ def remember(key, token_axis: int, pos2d: torch.Tensor, seq_len) -> None:
 
 
 def fast_call(key, q, k, positions, cfg, inverse: bool, inplace: bool):
-    """The result of a call seen before (see :func:`remember`), or None."""
+    """The result of a call seen before (see ``remember``), or None."""
     recipe = None if key is None else _RECIPES.get(key)
     if recipe is None:
         return None

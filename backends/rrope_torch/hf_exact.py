@@ -1,8 +1,8 @@
-"""Exact cos/sin inside transformers models: :func:`use_exact_phases`.
+"""Exact cos/sin inside transformers models: ``use_exact_phases``.
 
 transformers' rotary embedding modules (``LlamaRotaryEmbedding`` and its copies) return
 ``cos, sin = cos/sin(cat(f, f)) * attention_scaling`` with ``f = m * inv_freq`` in float32, whose
-phase error grows like ``m * theta * eps32``. :func:`use_exact_phases` replaces each module's
+phase error grows like ``m * theta * eps32``. ``use_exact_phases`` replaces each module's
 ``forward`` (an instance attribute; the class is untouched) by one that returns the same tensors
 from exact phases (``rrope_torch.phases``: ``m mod L`` in int64 for resonance configs, a float64
 ``fmod`` reduction otherwise), so every attention implementation, the KV cache and
@@ -33,7 +33,7 @@ __all__ = ["use_exact_phases", "exact_cos_sin", "rotary_modules", "registration_
 logger = logging.getLogger(__name__)
 _STATE = "_rrope_exact"  # module.__dict__ key: {"own", "configs": {layer_type: RopeConfig}, "checked"}
 _ENABLED: weakref.WeakSet = weakref.WeakSet()
-#: Positions at which :func:`use_exact_phases` checks a module's own table against ours.
+#: Positions at which ``use_exact_phases`` checks a module's own table against ours.
 PROBE_POSITIONS = 64
 _U32 = 2.0**-24  # unit roundoff of float32
 
@@ -130,7 +130,7 @@ def _inv_freq(module, layer_type) -> torch.Tensor:
 
 
 def _exact_forward(self, x, position_ids, layer_type=None):
-    """The rotary module's forward with exact phases (see :func:`use_exact_phases`)."""
+    """The rotary module's forward with exact phases (see ``use_exact_phases``)."""
     state = self.__dict__[_STATE]
     if not state["checked"] and not torch.compiler.is_compiling():  # built on the meta device: check now
         try:
@@ -167,7 +167,7 @@ def use_exact_phases(model: torch.nn.Module, enable: bool = True, *, resonance: 
 
     ``resonance``: ``None`` follows each config's ``rope_type``; ``True`` rounds the wavelengths of
     whatever type the config has (e.g. Phi-3, whose config accepts only ``longrope``: Resonance
-    LongRoPE without a ``resonance_longrope`` config). Raises :class:`rrope_core.RopeError`
+    LongRoPE without a ``resonance_longrope`` config). Raises ``rrope_core.RopeError``
     naming the module when one has no exact form here (multimodal mrope, another table format);
     then no module is changed. Models without rotary modules raise too.
     """

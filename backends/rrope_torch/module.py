@@ -20,7 +20,7 @@ class RotaryEmbedding(nn.Module):
 
     q and k may have different head counts (GQA) and be strided views (e.g. slices of a packed
     qkv projection): nothing is made contiguous. ``inplace=True`` writes into q and k. On CUDA
-    both are rotated by one fused Triton launch (``impl`` as in :func:`rrope_torch.apply_rotary`).
+    both are rotated by one fused Triton launch (``impl`` as in ``rrope_torch.apply_rotary``).
     Holds no tables: constants are cached per (config, device) by the backend.
     """
 

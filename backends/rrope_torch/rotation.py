@@ -167,12 +167,12 @@ def apply_rotary(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *
 
 
 def inverse_rotary(y, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, impl: str | None = None):
-    """Exact inverse of :func:`apply_rotary`: rotate by ``-phi`` and divide by the attention factor."""
+    """Exact inverse of ``apply_rotary``: rotate by ``-phi`` and divide by the attention factor."""
     return _rotary(y, positions, cfg, seq_len, impl, inverse=True, inplace=False)
 
 
 def apply_rotary_(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, impl: str | None = None):
-    """In-place :func:`apply_rotary`: writes into ``x`` (a view of a packed qkv works) and returns it."""
+    """In-place ``apply_rotary``: writes into ``x`` (a view of a packed qkv works) and returns it."""
     return _rotary(x, positions, cfg, seq_len, impl, inverse=False, inplace=True)
 
 

@@ -10,7 +10,7 @@ like any other model. What it adds, through transformers' own extension points (
   ``rr.RopeConfig.from_hf(<the config's rope block>)`` (float64 math, one float32 rounding).
 * ``RotaryEmbeddingConfigMixin._validate_<type>_rope_parameters``, the name ``validate_rope`` looks
   up (v5; v4: ``ROPE_VALIDATION_FUNCTIONS``): unknown keys are logged as transformers does, invalid values raise
-  :class:`rrope_core.RopeConfigError` (a ``ValueError``; transformers v5's ``@strict`` config re-raises
+  ``rrope_core.RopeConfigError`` (a ``ValueError``; transformers v5's ``@strict`` config re-raises
   it as huggingface_hub's ``StrictDataclassClassValidationError``, with our error as ``__cause__``).
 
 ``dynamic_rope_update`` (the decorator on every rotary embedding's ``forward``) dispatches on the
@@ -21,11 +21,11 @@ recomputed through our init function when the sequence grows past ``max_position
 embedding module it is computing for (found in the caller's frame with ``inspect``: ``self`` in the
 module's ``__init__``, ``module`` in ``PreTrainedModel._init_weights``), which does
 what transformers' ``longrope_frequency_update`` does: ``inv_freq <- long if max(position_ids) + 1 >
-original_max_position_embeddings else short``, in place, without a host sync. :func:`enable_longrope_switch`
+original_max_position_embeddings else short``, in place, without a host sync. ``enable_longrope_switch``
 attaches it explicitly where that lookup cannot work. ``unregister()`` removes all of it.
 
 Exact phases: transformers builds ``cos/sin(m * inv_freq)`` in float32, whose phase error grows
-like ``m * theta * eps32``; :func:`use_exact_phases` (``rrope_torch.hf_exact``) makes a model's
+like ``m * theta * eps32``; ``use_exact_phases`` (``rrope_torch.hf_exact``) makes a model's
 rotary modules return exact tables, and ``register(exact_phases=True)`` does so for every model
 built afterwards. See docs/integrations.md.
 """
@@ -58,7 +58,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The rope types :func:`register` adds (every resonance type :meth:`rr.RopeConfig.from_hf` reads).
+#: The rope types ``register`` adds (every resonance type ``rr.RopeConfig.from_hf`` reads).
 RESONANCE_TYPES = tuple(t for t in rr.HF_ROPE_TYPES if t.startswith("resonance"))
 
 _INIT_FUNCTIONS: dict = {}  # rope_type -> our init function (stable objects: register() is idempotent)
@@ -93,7 +93,7 @@ _CONFIG_KEYS = (  # what rr.RopeConfig.from_hf reads besides the rope block: one
 
 
 def _hf_block(config, params: Mapping | None) -> dict:
-    """The mapping :meth:`rr.RopeConfig.from_hf` reads: the config's own keys, unchanged."""
+    """The mapping ``rr.RopeConfig.from_hf`` reads: the config's own keys, unchanged."""
     block = {key: getattr(config, key, None) for key in _CONFIG_KEYS}
     if params is not None:  # transformers v5
         block["rope_parameters"] = dict(params)
@@ -117,7 +117,7 @@ def _resolve(config, layer_type: str | None) -> tuple[str, dict]:
 
 
 def rope_config(config, layer_type: str | None = None) -> rr.RopeConfig:
-    """The :class:`rr.RopeConfig` a transformers config (v5 or v4) describes, for ``layer_type`` if given."""
+    """The ``rr.RopeConfig`` a transformers config (v5 or v4) describes, for ``layer_type`` if given."""
     return _read(_resolve(config, layer_type)[1])
 
 
@@ -280,8 +280,8 @@ def register(exact_phases: bool = False) -> None:
     """Add the resonance rope types to transformers (idempotent; call before building a model).
 
     ``exact_phases=True`` also gives every rotary embedding module built afterwards, of any rope
-    type, :func:`use_exact_phases` (through torch's global module registration hook);
-    ``register(False)`` stops that for later models. Raises :class:`rrope_core.RopeError` if
+    type, ``use_exact_phases`` (through torch's global module registration hook);
+    ``register(False)`` stops that for later models. Raises ``rrope_core.RopeError`` if
     another function already holds one of the names.
     """
     if not isinstance(exact_phases, bool):
@@ -321,7 +321,7 @@ def is_registered() -> bool:
 
 
 def unregister() -> None:
-    """Undo :func:`register`: remove our init and validation functions and every longrope hook.
+    """Undo ``register``: remove our init and validation functions and every longrope hook.
 
     Models already built keep their frequencies, but ``resonance_dynamic`` ones can no longer grow
     and ``resonance_longrope`` ones no longer switch: unregister only when none is in use.

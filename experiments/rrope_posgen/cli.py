@@ -4,7 +4,7 @@ Runs every (task, variant, seed) whose ``runs/*.json`` is not already in ``--out
 file must hold the same protocol, else the command stops before any work), then writes the summary
 JSON, a Markdown table and a PNG over the requested runs. ``--merge DIR ...`` only merges
 finished result directories (from several machines or sessions) into ``--out``.
-This module imports torch, tqdm and matplotlib only inside :func:`run`: ``rrope posgen --help``
+This module imports torch, tqdm and matplotlib only inside ``run``: ``rrope posgen --help``
 loads no framework (``rrope_posgen.protocol`` and ``.data`` are NumPy and rrope_core only).
 tqdm and matplotlib are optional: without them there is no progress bar, or no PNG.
 """
@@ -223,7 +223,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve(args: argparse.Namespace):
     """Check the flags together and return ``(protocol, tasks, variants, seeds, device)``; raises
-    :class:`RopeInputError` naming the flag, before any training."""
+    ``RopeInputError`` naming the flag, before any training."""
     import torch
 
     from .protocol import preset

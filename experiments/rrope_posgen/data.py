@@ -14,7 +14,7 @@ at index ``a(n)``; ``f`` defaults to the sum mod ``p``. The tasks differ only in
 
 These index formulas are the generators of the paper's public PosGen code
 (``src/data/components/{recurrent,cot,semi_recurrent}_sequence.py`` of sheryc/resonance_rope),
-restated. Where the seed tokens come from is a protocol choice (:data:`SEED_RULES`):
+restated. Where the seed tokens come from is a protocol choice (``SEED_RULES``):
 
 - ``random``: uniform draws from a seeded generator, fresh per split and per run seed (ours);
 - ``disjoint``: distinct seed tuples drawn without replacement over all splits, so no two sequences
@@ -103,7 +103,7 @@ def generate(
     """``n`` sequences of ``length`` tokens of ``task``, an ``(n, length)`` int64 array.
 
     Deterministic given ``seed`` (an int or a ``numpy.random.Generator``); ``seeds`` (an
-    ``(n, j + k)`` int array) replaces the random seed tokens. ``fn`` names one of :data:`COMBINE`
+    ``(n, j + k)`` int array) replaces the random seed tokens. ``fn`` names one of ``COMBINE``
     or is a callable ``fn(args)`` that gets the ``(n, j + k)`` int64 array ``[near..., far...]`` and
     returns ``n`` ints in ``[0, p)``. Loops over positions, vectorised over sequences.
     """
@@ -183,7 +183,7 @@ def distinct_seeds(n: int, p: int, s: int, rng: np.random.Generator) -> np.ndarr
 
 def split_seeds(rule: str, sizes: dict[str, int], p: int, s: int, seed: int) -> dict[str, np.ndarray]:
     """The seed tokens of each split (``sizes``: ``{"train": n, "val": n, "test": n}``) under ``rule``
-    (:data:`SEED_RULES`); deterministic given ``seed`` (``code`` ignores it)."""
+    (``SEED_RULES``); deterministic given ``seed`` (``code`` ignores it)."""
     if rule not in SEED_RULES:
         raise bad("data", rule, f"must be one of {SEED_RULES}", RopeInputError)
     names = ("train", "val", "test")

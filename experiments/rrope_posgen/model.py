@@ -1,7 +1,7 @@
 """The PosGen model: a small decoder-only Transformer whose only variable part is the position encoding.
 
 Two blocks (``block=``), both pre-norm, causal, with q and k rotated by
-:class:`rrope_torch.RotaryEmbedding`:
+``rrope_torch.RotaryEmbedding``:
 
 - ``pre_ln`` (ours): ``x += Attn(LN(x))``; ``x += MLP(LN(x))`` (``d -> 4d -> d``, GELU), biases,
   attention logits scaled by ``1/sqrt(head_dim)``, PyTorch's default init, untied linear head.

@@ -1,7 +1,7 @@
 """The PosGen protocol's knobs and presets, and each variant's position encoding (NumPy and
 rrope_core only: results can be read and merged without torch).
 
-A :class:`Protocol` holds everything shared by the runs of one sweep; :data:`PRESETS` names the
+A ``Protocol`` holds everything shared by the runs of one sweep; ``PRESETS`` names the
 three combinations ``rrope posgen --protocol`` offers. docs/posgen.md cites, for every knob, the
 paper's text or the official code's file (sheryc/resonance_rope) its value comes from.
 """
@@ -59,7 +59,7 @@ def rope_config(
     beta_slow: float = 1.0,
     yarn_range: str = "train",
 ) -> rr.RopeConfig | None:
-    """The :class:`rrope_core.RopeConfig` of ``variant`` (``None`` for ``nope``).
+    """The ``rrope_core.RopeConfig`` of ``variant`` (``None`` for ``nope``).
 
     ``train_len`` and ``test_len`` count positions (a start token included). YaRN:
     ``factor = test_len / train_len``; ``original_max_position = train_len`` (``yarn_range="train"``)
@@ -91,7 +91,7 @@ class Protocol:
     The sizes and the optimiser are the paper's (appendix C.1) and its code's sweep config
     (``configs/experiment/sweep.yaml``: batch 128, lr 2e-4, weight decay 0.01, 10% warm-up, 150
     epochs). The knobs below them are where our protocol and the official code (or the paper's text)
-    differ; :data:`PRESETS` names each combination, docs/posgen.md cites the source of each value.
+    differ; ``PRESETS`` names each combination, docs/posgen.md cites the source of each value.
     """
 
     p: int = 17
@@ -228,7 +228,7 @@ QUICK = replace(CLEAN, **QUICK_SIZES)
 
 
 def preset(name: str, quick: bool = False) -> Protocol:
-    """The protocol of preset ``name`` (:data:`PRESETS`), with :data:`QUICK_SIZES` if ``quick``."""
+    """The protocol of preset ``name`` (``PRESETS``), with ``QUICK_SIZES`` if ``quick``."""
     if name not in PRESETS:
         raise bad("protocol", name, f"must be one of {tuple(PRESETS)}", RopeInputError)
     return replace(PRESETS[name], **QUICK_SIZES) if quick else PRESETS[name]

@@ -140,7 +140,7 @@ PAIRS = (("resonance", "rope"), ("resonance_yarn", "yarn"))
 
 
 def paired(runs: list[dict]) -> list[dict]:
-    """OOD accuracy of each Resonance variant minus its base (:data:`PAIRS`), seed by seed, per task,
+    """OOD accuracy of each Resonance variant minus its base (``PAIRS``), seed by seed, per task,
     over the seeds run for both: mean and sample std of the difference, and the seeds it is > 0."""
     ood = {(r["task"], r["variant"], r["seed"]): r["ood_acc"] for r in runs}
     tasks = sorted({t for t, _, _ in ood}, key=lambda t: _rank(t, TASKS))

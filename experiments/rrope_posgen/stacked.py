@@ -1,9 +1,9 @@
-"""Several PosGen runs trained as one: :class:`PosGenTransformer` members stacked on a leading axis.
+"""Several PosGen runs trained as one: ``PosGenTransformer`` members stacked on a leading axis.
 
 A PosGen model is far too small to fill a GPU (one run is bound by kernel launches, not FLOPs), so
 the runs of one task are trained together: every parameter gets a leading member axis ``E``,
 linear layers become batched matmuls (``baddbmm``), and each member's q and k are rotated by its
-own :class:`rrope_torch.RotaryEmbedding`. The members never interact: the training loss is the
+own ``rrope_torch.RotaryEmbedding``. The members never interact: the training loss is the
 sum of the members' losses, so each member's gradient is the gradient of its own loss, and AdamW
 is elementwise. Member ``i`` therefore computes exactly what ``models[i]`` computes (up to float
 rounding of the batched matmuls; ``tests/backends/test_torch_posgen.py`` checks forward passes and
@@ -56,7 +56,7 @@ class StackedPosGen(nn.Module):
 
     Built from ``models`` (same sizes; position encodings may differ): their parameters are copied,
     so each member starts from its model's initial weights. ``impl``: the rotation's, as in
-    :func:`rrope_torch.apply_rotary` (``"eager"`` lets ``torch.compile`` fuse it with its neighbours).
+    ``rrope_torch.apply_rotary`` (``"eager"`` lets ``torch.compile`` fuse it with its neighbours).
     """
 
     def __init__(self, models: list[PosGenTransformer], impl: str | None = None):
@@ -101,7 +101,7 @@ class StackedPosGen(nn.Module):
         return len(self.vocab_offset)
 
     def member_state_dict(self, e: int) -> dict[str, torch.Tensor]:
-        """Member ``e``'s weights as a :class:`PosGenTransformer` ``state_dict`` (copies)."""
+        """Member ``e``'s weights as a ``PosGenTransformer`` ``state_dict`` (copies)."""
         return {k.replace("__", "."): p[e].detach().clone() for k, p in self.params.items()}
 
     def _p(self, name: str) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """The PosGen protocol: train short with next-token loss, evaluate long with teacher forcing.
 
-One run = (task, variant, seed) under a :class:`Protocol`. Training: ``n_train`` sequences of
+One run = (task, variant, seed) under a ``Protocol``. Training: ``n_train`` sequences of
 ``train_len`` tokens, loss = cross-entropy of ``x[:, 1:]`` given ``x[:, :-1]`` on the targets at
 positions ``>= j + k`` only (the random seed tokens are unpredictable and masked out), AdamW and
 one-cycle cosine LR (``OneCycleLR(anneal_strategy="cos")``), stepped every batch. Evaluation:
@@ -14,7 +14,7 @@ same batch order (``torch.manual_seed(seed)`` before the model is built, a seede
 shuffling, NumPy generators seeded ``[seed, split]``). On CPU reruns are bitwise equal; on CUDA,
 up to the non-determinism of atomic-add kernels.
 
-Runs of one task are trained together as one :class:`~.stacked.StackedPosGen` (``train_runs``;
+Runs of one task are trained together as one ``.stacked.StackedPosGen`` (``train_runs``;
 ``rrope posgen --stack``): the same computation per run, many runs per kernel launch. Each record
 names the runs it was trained with (``trained_with``): with dropout, the masks depend on them.
 """
@@ -120,7 +120,7 @@ def make_data(task: str, proto: Protocol, seed: int) -> dict[str, np.ndarray]:
     """``{"train": (n_train, L), "val": (n_val, L), "test": (n_test, L')}`` token arrays of one run seed:
     train and val at ``train_len`` (validation scores in-distribution positions only, and attention is
     causal, so the code's longer validation rows give the same predictions there), test at
-    ``test_len``; seed tokens by ``proto.data`` (:func:`data.split_seeds`), a start token ``p`` first
+    ``test_len``; seed tokens by ``proto.data`` (``data.split_seeds``), a start token ``p`` first
     if ``proto.bos``."""
     sizes = {"train": proto.n_train, "val": proto.n_val, "test": proto.n_test}
     seeds = split_seeds(proto.data, sizes, proto.p, proto.j + proto.k, seed)
@@ -134,7 +134,7 @@ def make_data(task: str, proto: Protocol, seed: int) -> dict[str, np.ndarray]:
 
 
 def build_models(task_vocab: int, runs: list[tuple[str, int]], proto: Protocol) -> list[PosGenTransformer]:
-    """One :class:`PosGenTransformer` per ``(variant, seed)``, initialised under ``torch.manual_seed(seed)``
+    """One ``PosGenTransformer`` per ``(variant, seed)``, initialised under ``torch.manual_seed(seed)``
     (so one seed gives every variant the same initial weights)."""
     models = []
     for variant, seed in runs:
@@ -164,7 +164,7 @@ def train_runs(
     compile: bool = False,
     on_epoch: Callable[[int, list[float]], None] | None = None,
 ) -> list[dict]:
-    """Train the ``(variant, seed)`` runs of ``task`` as one :class:`StackedPosGen` and evaluate them.
+    """Train the ``(variant, seed)`` runs of ``task`` as one ``StackedPosGen`` and evaluate them.
 
     Each run sees its own seed's data and batch order, as if trained alone. With
     ``yarn_timing="eval_only"`` the runs of ``yarn`` and ``rope`` (``resonance_yarn`` and
@@ -312,8 +312,8 @@ def make_optimizer(model: StackedPosGen, proto: Protocol) -> torch.optim.AdamW:
 def batch_loss(
     model: StackedPosGen, mask: torch.Tensor, autocast: Callable, compile: bool = False
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``x (E, B, L) -> (E,)``: each member's :func:`masked_loss` on its batch, the forward pass under
-    ``autocast()`` (see :func:`training_precision`); through ``torch.compile`` if ``compile``."""
+    """``x (E, B, L) -> (E,)``: each member's ``masked_loss`` on its batch, the forward pass under
+    ``autocast()`` (see ``training_precision``); through ``torch.compile`` if ``compile``."""
 
     def loss(x: torch.Tensor) -> torch.Tensor:
         with autocast():

@@ -1,7 +1,7 @@
-"""Read a model's ``config.json`` and turn it into a :class:`RopeConfig`, with errors that name the file.
+"""Read a model's ``config.json`` and turn it into a ``RopeConfig``, with errors that name the file.
 
-Parsed with :func:`json.loads` only (no eval, no pickle); the rope keys are read by
-:meth:`RopeConfig.from_hf` (transformers v5 ``rope_parameters`` or v4 ``rope_scaling`` + ``rope_theta``).
+Parsed with ``json.loads`` only (no eval, no pickle); the rope keys are read by
+``RopeConfig.from_hf`` (transformers v5 ``rope_parameters`` or v4 ``rope_scaling`` + ``rope_theta``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ __all__ = ["read_json_object", "rope_config_from_file"]
 
 
 def read_json_object(path: str | Path) -> dict:
-    """The JSON object in ``path``; :class:`CommandError` if unreadable, not JSON or not an object."""
+    """The JSON object in ``path``; ``CommandError`` if unreadable, not JSON or not an object."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -42,7 +42,7 @@ def read_json_object(path: str | Path) -> dict:
 
 
 def rope_config_from_file(path: str | Path, data: dict | None = None) -> RopeConfig:
-    """:meth:`RopeConfig.from_hf` of the file's object, errors prefixed with the file name."""
+    """``RopeConfig.from_hf`` of the file's object, errors prefixed with the file name."""
     data = read_json_object(path) if data is None else data
     try:
         return RopeConfig.from_hf(data)

@@ -4,7 +4,7 @@
   ``rope_parameters``, top-level ``partial_rotary_factor``) replaced by transformers v4
   (``rope_scaling`` + ``rope_theta``) or v5 (``rope_parameters``) keys, written where the old
   ones were; every other key is kept as it was. The result is read back and must give the same
-  :class:`RopeConfig`.
+  ``RopeConfig``.
 - ``mlx``: the arguments of ``mx.fast.rope``: ``freqs_i = 1/theta_i = wavelength_i/(2*pi)``
   (MLX divides by them), ``dims``, ``traditional`` (the interleaved layout), ``base`` null.
 - ``gguf``: llama.cpp's ``rope_freqs`` tensor, ``factor_i = theta_default_i / theta_i`` with
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def rewrite_rope_keys(data: dict, cfg: RopeConfig, version: int) -> dict:
-    """``data`` with its :data:`ROPE_KEYS` replaced by ``cfg``'s v4/v5 keys (at the first old key's place).
+    """``data`` with its ``ROPE_KEYS`` replaced by ``cfg``'s v4/v5 keys (at the first old key's place).
 
     ``head_dim`` is never touched (the file's own, possibly derived or DeepSeek's ``qk_rope_head_dim``,
     stays); ``max_position_embeddings`` (dynamic NTK's original length) is added only if absent.

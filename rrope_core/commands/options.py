@@ -3,7 +3,7 @@
 A config comes either from flags (``--head-dim --base --scaling ...``) or from a model's
 ``config.json`` (the positional ``PATH`` or ``--config``: a file, or a model directory holding
 one); the two are exclusive, except ``--resonance``, which forces resonance on either way.
-Without ``--train-len`` a config file gives the training length (:func:`default_train_len`).
+Without ``--train-len`` a config file gives the training length (``default_train_len``).
 Flag combinations are checked before any work, with argparse's ``usage + error`` (exit 2)
 naming the flag and what is allowed.
 """
@@ -89,7 +89,7 @@ def _finite_float(text: str) -> float:
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``PATH``/``--config`` or the rope flags, plus ``--resonance``. Defaults are applied in
-    :func:`config_from_args` (``None`` here tells "not given" apart from "given the default")."""
+    ``config_from_args`` (``None`` here tells "not given" apart from "given the default")."""
     g = parser.add_argument_group("config from a model (exclusive with the rope flags below)")
     g.add_argument(
         "path",
@@ -129,9 +129,9 @@ def add_length_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def default_train_len(data: dict | None, path: str = "") -> tuple[int, str | None]:
-    """``(train_len, key)`` without ``--train-len``: the first of :data:`TRAIN_LEN_KEYS` in a config
-    file's object ``data`` (``key`` names it), else :data:`DEFAULT_TRAIN_LEN` (``key`` None).
-    A key holding something other than a positive integer raises :class:`CommandError`."""
+    """``(train_len, key)`` without ``--train-len``: the first of ``TRAIN_LEN_KEYS`` in a config
+    file's object ``data`` (``key`` names it), else ``DEFAULT_TRAIN_LEN`` (``key`` None).
+    A key holding something other than a positive integer raises ``CommandError``."""
     for key in TRAIN_LEN_KEYS if data is not None else ():
         *block, name = key.split(".")
         holder = data.get(block[0]) if block else data
@@ -147,7 +147,7 @@ def default_train_len(data: dict | None, path: str = "") -> tuple[int, str | Non
 def lengths_from_args(
     args: argparse.Namespace, parser: argparse.ArgumentParser, data: dict | None = None
 ) -> tuple[int, int, str | None]:
-    """``(train_len, test_len, note)``: ``--train-len``, else :func:`default_train_len` of the config
+    """``(train_len, test_len, note)``: ``--train-len``, else ``default_train_len`` of the config
     file's object ``data`` (``note`` then names the key); ``parser.error`` unless ``test_len > train_len``."""
     train_len, key = (args.train_len, None) if args.train_len is not None else default_train_len(data, args.config)
     note = None if key is None else f"train_len={train_len} is the config's {key} (give --train-len to change it)"
@@ -210,7 +210,7 @@ def _scaling(args: argparse.Namespace):
 
 
 def _config_path(path: str) -> str:
-    """``path``, or ``path/config.json`` when ``path`` is a model directory (:class:`CommandError` if it has none)."""
+    """``path``, or ``path/config.json`` when ``path`` is a model directory (``CommandError`` if it has none)."""
     if not Path(path).is_dir():
         return path
     inside = Path(path) / "config.json"
@@ -225,7 +225,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
     Flag combinations fail through ``parser.error``; values the config rejects (``--factor 0.5``)
     fail the same way, with the config's message (which names the field, value and rule).
-    File errors raise :class:`CommandError`.
+    File errors raise ``CommandError``.
     """
     check_flag_combination(args, parser)
     if args.config is not None:

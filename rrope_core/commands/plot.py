@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def out_format(out: str) -> str:
-    """The matplotlib format of ``--out`` from its extension; :class:`CommandError` for any other."""
+    """The matplotlib format of ``--out`` from its extension; ``CommandError`` for any other."""
     fmt = Path(out).suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise bad("--out", out, f"the file name must end in {_EXTENSIONS}", CommandError)
@@ -48,7 +48,7 @@ def out_format(out: str) -> str:
 
 
 def _matplotlib():
-    """``(Figure, FigureCanvasAgg)``, or :class:`MissingDependencyError` naming the package."""
+    """``(Figure, FigureCanvasAgg)``, or ``MissingDependencyError`` naming the package."""
     try:
         figure = importlib.import_module("matplotlib.figure")
         agg = importlib.import_module("matplotlib.backends.backend_agg")

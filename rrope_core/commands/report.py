@@ -1,7 +1,7 @@
 """What ``rrope inspect`` reports (and ``rrope plot`` draws): per-pair frequencies and feature gaps.
 
-Everything is computed by the core (:func:`scaled_inv_freq`, :func:`wavelengths`, :func:`feature_gap`,
-:func:`critical_dim`, :func:`attention_factor`); this module only collects it into the JSON
+Everything is computed by the core (``scaled_inv_freq``, ``wavelengths``, ``feature_gap``,
+``critical_dim``, ``attention_factor``); this module only collects it into the JSON
 schema ``rrope.inspect/1`` documented in docs/cli.md. Memory of a float32 cos/sin cache at the
 test length ``T``: HF-style table ``T * rotary_dim * 2 tables * 4 B``; Resonance periodic table
 ``sum_i L~_i * 2 * 4 B`` (``L~_i`` the integer wavelengths; RESEARCH.md section 4); on-the-fly kernels 0.

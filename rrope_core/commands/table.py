@@ -21,7 +21,7 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequenc
 
 
 def print_table(headers, rows, right, out: TextIO | None = None) -> None:
-    """Print with ``rich`` on a terminal that has it, else :func:`render` (same cells either way)."""
+    """Print with ``rich`` on a terminal that has it, else ``render`` (same cells either way)."""
     out = sys.stdout if out is None else out
     if out.isatty() and importlib.util.find_spec("rich") is not None:
         from rich.console import Console

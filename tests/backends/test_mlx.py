@@ -18,7 +18,7 @@ import pytest
 mx = pytest.importorskip("mlx.core", reason="rrope_mlx needs MLX (pip install 'resonance-rope[mlx]')")
 
 import rrope_core as rr  # noqa: E402
-from conformance.tolerance import EPS, phase_budget, rotation_tolerance  # noqa: E402
+from rrope_conformance.tolerance import EPS, phase_budget, rotation_tolerance  # noqa: E402
 from rrope_core import rotation as ref  # noqa: E402
 
 B = pytest.importorskip("rrope_mlx", reason="rrope_mlx is not importable (PYTHONPATH=backends or pip install -e .)")

@@ -26,8 +26,8 @@ B = pytest.importorskip(
 import keras  # noqa: E402  (TensorFlow's own Keras 3)
 
 import rrope_core as rr  # noqa: E402
-from conformance.harness import assert_within  # noqa: E402
-from conformance.tolerance import EPS, compute_eps, rotation_tolerance  # noqa: E402
+from rrope_conformance.harness import assert_within  # noqa: E402
+from rrope_conformance.tolerance import EPS, compute_eps, rotation_tolerance  # noqa: E402
 from rrope_core import rotation as ref  # noqa: E402
 from rrope_tensorflow.phases import phases  # noqa: E402
 

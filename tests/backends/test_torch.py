@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
 rt = pytest.importorskip("rrope_torch", reason="rrope_torch is not installed")
 
 import rrope_core as rr  # noqa: E402
-from conformance.tolerance import rotation_tolerance  # noqa: E402
+from rrope_conformance.tolerance import rotation_tolerance  # noqa: E402
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 CFGS = [
