@@ -110,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
         fmt = out_format(str(out))
         if not out.parent.is_dir():
             parser.error(f"argument --out: directory {str(out.parent)!r} of {args.out!r} does not exist")
-        _matplotlib()  # fail before any work when it is missing
-        cfg, source, data = config_from_args(args, parser)
+        cfg, source, data = config_from_args(args, parser)  # argument errors first
         train_len, test_len, note = lengths_from_args(args, parser, data)
+        _matplotlib()  # then a missing matplotlib, before any work
         rep = inspect_report(cfg, train_len, test_len, source)
         draw(rep, f"{source}: {describe(cfg)}", out, args.dpi, fmt)
     except RopeError as exc:
