@@ -31,6 +31,7 @@ FRAMEWORK = {
     "torch": [TORCH] + (["triton"] if sys.platform.startswith("linux") else []),
     "tensorflow": ["tensorflow-cpu" if sys.platform.startswith("linux") else "tensorflow"],
     "mlx": [MLX],
+    "jax": ["jax[cpu]"],
 }
 BACKENDS = list(FRAMEWORK)
 

@@ -26,6 +26,7 @@ BUILTIN = {
     "torch": ("rrope_torch", "torch"),
     "tensorflow": ("rrope_tensorflow", "tensorflow"),
     "mlx": ("rrope_mlx", "mlx"),
+    "jax": ("rrope_jax", "jax"),
 }
 #: top-level module of an array type -> framework name
 _FRAMEWORK_OF_MODULE = {
@@ -34,6 +35,8 @@ _FRAMEWORK_OF_MODULE = {
     "tensorflow": "tensorflow",
     "keras": "tensorflow",
     "mlx": "mlx",
+    "jax": "jax",
+    "jaxlib": "jax",
 }
 
 #: The backend chosen at import: the environment variable, else the reference.
