@@ -24,7 +24,7 @@ from collections.abc import Mapping
 import torch
 
 import rrope_core as rr
-from rrope_core.errors import RopeError
+from rrope_core.errors import RopeError, bad
 
 from .phases import phases
 
@@ -73,22 +73,20 @@ def _is_rotary(module) -> bool:
 
 def _configs(name: str, module) -> dict:
     """``{layer_type: RopeConfig}`` a rotary module's config describes, or a RopeError naming it."""
-    from .transformers import rope_config  # a sibling module; imports transformers only when called
+    from .transformers import _read, _resolve  # the one reading of a config (a sibling: imported late, no cycle)
 
     params = [p for p in inspect.signature(type(module).forward).parameters if p != "self"]
     if params[:2] != ["x", "position_ids"] or len(params) > 3:
         raise _refuse(name, module, f"has forward{tuple(params)}, not (x, position_ids[, layer_type])")
     out = {}
     for layer_type in _layer_types(module):
-        rope = getattr(module.config, "rope_parameters", None) or getattr(module.config, "rope_scaling", None) or {}
-        if layer_type is not None and isinstance(rope, Mapping):
-            rope = rope.get(layer_type, {})
-        if isinstance(rope, Mapping) and "mrope_section" in rope:
+        _, block = _resolve(module.config, layer_type)
+        if "mrope_section" in (block.get("rope_parameters") or block.get("rope_scaling") or {}):
             raise _refuse(
                 name, module, "uses multimodal rotary sections (mrope_section), which have no exact form here"
             )
         try:
-            out[layer_type] = rope_config(module.config, layer_type)
+            out[layer_type] = _read(block)
         except rr.RopeError as err:
             raise _refuse(name, module, f"has a rope config rrope cannot read ({err})") from err
     return out
@@ -172,9 +170,9 @@ def use_exact_phases(model: torch.nn.Module, enable: bool = True, *, resonance: 
     then no module is changed. Models without rotary modules raise too.
     """
     if not isinstance(model, torch.nn.Module):
-        raise rr.RopeInputError(f"model: got {type(model).__name__}, must be a torch.nn.Module")
+        raise bad("model", type(model).__name__, "must be a torch.nn.Module (a transformers model)", rr.RopeInputError)
     if resonance is not None and not isinstance(resonance, bool):
-        raise rr.RopeInputError(f"resonance: got {resonance!r}, must be None, True or False")
+        raise bad("resonance", resonance, "must be None, True or False", rr.RopeInputError)
     modules = rotary_modules(model)
     if not enable:
         for _, module in modules:
@@ -183,8 +181,7 @@ def use_exact_phases(model: torch.nn.Module, enable: bool = True, *, resonance: 
     if not modules:
         raise RopeError(f"use_exact_phases: {type(model).__name__} has no transformers rotary embedding module")
     checked = []
-    for name, module in modules:  # check all before changing any
-        _disable(module)
+    for name, module in modules:  # check all before changing any (the probe calls the class's forward)
         own = _configs(name, module)
         checked.append((module, own, _probe(name, module, own)))
     for module, own, ok in checked:

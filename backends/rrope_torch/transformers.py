@@ -285,7 +285,7 @@ def register(exact_phases: bool = False) -> None:
     another function already holds one of the names.
     """
     if not isinstance(exact_phases, bool):
-        raise rr.RopeInputError(f"exact_phases: got {exact_phases!r}, must be True or False")
+        raise bad("exact_phases", exact_phases, "must be True or False", rr.RopeInputError)
     mru = _rope_utils()
     inits = mru.ROPE_INIT_FUNCTIONS
     mixin = getattr(mru, "RotaryEmbeddingConfigMixin", None)  # v5
