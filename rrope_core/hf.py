@@ -19,7 +19,7 @@ from .config import RopeConfig
 from .errors import RopeWarning, bad
 from .scaling import NTK, DynamicNTK, Linear, Llama3, LongRoPE, YaRN
 
-__all__ = ["config_from_hf", "config_to_hf", "HF_ROPE_TYPES", "ROPE_KEYS", "unknown_keys"]
+__all__ = ["config_from_hf", "config_to_hf", "HF_ROPE_TYPES", "ROPE_KEYS", "CONFIG_KEYS", "unknown_keys"]
 
 _BASE_TYPES = ("default", "linear", "dynamic", "yarn", "llama3", "longrope")
 #: Every ``rope_type`` ``config_from_hf`` reads.
@@ -27,8 +27,9 @@ HF_ROPE_TYPES = _BASE_TYPES + ("resonance",) + tuple(f"resonance_{t}" for t in _
 
 
 _COMMON_KEYS = ("rope_type", "type", "rope_theta", "partial_rotary_factor")
-#: The config-level keys config_from_hf reads besides the rope block.
-_TOP_KEYS = (
+#: The config-level keys config_from_hf reads besides the rope block (DeepSeek: qk_rope_head_dim,
+#: rope_interleave; Phi-3: a top-level original_max_position_embeddings).
+CONFIG_KEYS = (
     "head_dim",
     "hidden_size",
     "num_attention_heads",
@@ -138,7 +139,7 @@ def config_from_hf(block) -> RopeConfig:
     rope_type = rope.get("rope_type", rope.get("type", "default"))
     if rope_type not in HF_ROPE_TYPES:
         raise bad("rope_type", rope_type, f"must be one of {HF_ROPE_TYPES}")
-    unknown = unknown_keys(rope_type, rope, ignore=_TOP_KEYS)  # a bare rope block may carry the top-level ones
+    unknown = unknown_keys(rope_type, rope, ignore=CONFIG_KEYS)  # a bare rope block may carry the top-level ones
     if unknown:
         warnings.warn(
             f"rope block of rope_type={rope_type!r} has keys it does not read: {unknown} "

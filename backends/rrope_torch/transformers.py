@@ -42,7 +42,7 @@ import torch
 
 import rrope_core as rr
 from rrope_core.errors import RopeError, RopeWarning, bad
-from rrope_core.hf import unknown_keys
+from rrope_core.hf import CONFIG_KEYS, unknown_keys
 
 from .hf_exact import registration_hook, use_exact_phases
 
@@ -81,20 +81,9 @@ def _rope_params(config, layer_type: str | None):
     return params
 
 
-_CONFIG_KEYS = (  # what rr.RopeConfig.from_hf reads besides the rope block: one reading of a config
-    "head_dim",
-    "hidden_size",
-    "num_attention_heads",
-    "qk_rope_head_dim",  # DeepSeek: RoPE covers only this part of the head
-    "rope_interleave",  # DeepSeek: interleaved pairs
-    "max_position_embeddings",
-    "original_max_position_embeddings",  # Phi-3 style: a top-level original length wins over the block's
-)
-
-
 def _hf_block(config, params: Mapping | None) -> dict:
     """The mapping ``rr.RopeConfig.from_hf`` reads: the config's own keys, unchanged."""
-    block = {key: getattr(config, key, None) for key in _CONFIG_KEYS}
+    block = {key: getattr(config, key, None) for key in CONFIG_KEYS}
     if params is not None:  # transformers v5
         block["rope_parameters"] = dict(params)
     else:  # transformers v4: rope_scaling + rope_theta + partial_rotary_factor at the top level
