@@ -160,6 +160,8 @@ def with_v4_rope_keys(config: dict) -> dict:
 
 def load_config(model_path):
     """mlx-lm's ``utils.load_config`` then ``with_v4_rope_keys`` (installed by ``register``)."""
+    if _original_load_config is None:
+        raise RopeError("rrope_mlx.mlx_lm.load_config: call register() first (it captures mlx-lm's original)")
     return with_v4_rope_keys(_original_load_config(model_path))
 
 
