@@ -1,0 +1,159 @@
+"""rrope_jax beside a float32-table JAX RoPE and a copy of the same bytes, on one device.
+
+    python bench/jax_rope.py                 # the shapes of bench/rope_kernels.py, bf16
+    python bench/jax_rope.py --repeats 7     # more repeats: the spread column widens or not
+
+Per shape (B, Hq, Hk, S, D), layout (B, H, S, D): the median time of the jitted forward of q and
+k, and of forward+backward (``jax.vjp`` with random cotangents), for
+
+* ``copy (floor)``: ``-q, -k`` (each byte read and written once; forward+backward: also the two
+  cotangents), the bytes every method must move at least;
+* ``f32 table``: the table every JAX codebase computes, ``cos/sin(float32(m) * inv_freq)``, made
+  outside the timed call, then ``q*cos + rotate_half(q)*sin`` (as transformers' Flax models do);
+* ``rrope_jax``: exact phases from the positions inside the jitted call, then the rotation.
+
+Each figure is the median over ``--repeats`` timed loops (after a warm-up), with the min-max of
+those loops beside it; "% floor" is floor time / method time (same bytes moved); "TB/s fwd" is
+the bytes of q and k read and written once over the forward time. Then the max
+|cos|, |sin| error of the float32 table and of rrope_jax against rrope_core's float64 phases at
+large positions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import rrope_core as rr
+import rrope_jax as rj
+
+SHAPES = [(1, 32, 32, 4096, 128), (1, 32, 8, 32768, 128), (4, 32, 32, 8192, 128), (64, 32, 8, 1, 128)]
+CFG = rr.RopeConfig(head_dim=128, base=10000.0, scaling=rr.YaRN(8.0, 4096), resonance=True)
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return jnp.concatenate([-x[..., h:], x[..., :h]], axis=-1)
+
+
+def f32_table(pos, dtype):
+    """``cos/sin(float32(m) * inv_freq)`` times the attention factor, as ``(..., S, D)`` tables."""
+    freqs = pos.astype(jnp.float32)[..., None] * jnp.asarray(rr.inv_freq(CFG), jnp.float32)
+    emb = jnp.concatenate([freqs, freqs], axis=-1)
+    a = rr.attention_factor(CFG)
+    return (jnp.cos(emb) * a).astype(dtype), (jnp.sin(emb) * a).astype(dtype)
+
+
+def table_rope(q, k, cos, sin):
+    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def timed(fn, args, repeats: int, budget_s: float = 0.2):
+    """(median ms, min ms, max ms) over ``repeats`` loops of a jitted ``fn`` (each ~``budget_s``)."""
+    jax.block_until_ready(fn(*args))  # compile
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    iters = max(3, int(budget_s / max(time.perf_counter() - t0, 1e-6)))
+    loops = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            out = fn(*args)
+        jax.block_until_ready(out)
+        loops.append(1e3 * (time.perf_counter() - t0) / iters)
+    return statistics.median(loops), min(loops), max(loops)
+
+
+def vjp_of(f):
+    """A jitted forward+backward of ``f(q, k) -> (q', k')`` with cotangents ``(gq, gk)``."""
+
+    def run(q, k, gq, gk):
+        out, pull = jax.vjp(f, q, k)
+        return out, pull((gq, gk))
+
+    return jax.jit(run)
+
+
+def run_shape(shape, repeats):
+    b, hq, hk, s, d = shape
+    key = jax.random.PRNGKey(0)
+    kq, kk, kgq, kgk, kp = jax.random.split(key, 5)
+    dt = jnp.bfloat16
+    q = jax.random.normal(kq, (b, hq, s, d), dt)
+    k = jax.random.normal(kk, (b, hk, s, d), dt)
+    gq, gk = jax.random.normal(kgq, q.shape, dt), jax.random.normal(kgk, k.shape, dt)
+    if s == 1:  # decode: one new token per sequence at its own KV-cache position
+        pos = jax.random.randint(kp, (b, 1, 1), 0, 4096)
+    else:
+        pos = jnp.broadcast_to(jnp.arange(s), (b, 1, s))
+    cos, sin = f32_table(pos, dt)  # (b, 1, s, d): broadcasts over heads
+
+    def ours(a, c):
+        return rj.apply_rotary(a, pos, CFG), rj.apply_rotary(c, pos, CFG)
+
+    def table(a, c):
+        return table_rope(a, c, cos, sin)
+
+    fwd = {
+        "copy (floor)": jax.jit(lambda a, c: (-a, -c)),
+        "f32 table": jax.jit(table),
+        "rrope_jax": jax.jit(ours),
+    }
+    bwd = {
+        "copy (floor)": jax.jit(lambda a, c, ga, gc: (-a, -c, -ga, -gc)),
+        "f32 table": vjp_of(table),
+        "rrope_jax": vjp_of(ours),
+    }
+    rows = {n: [timed(fwd[n], (q, k), repeats), timed(bwd[n], (q, k, gq, gk), repeats)] for n in fwd}
+    return rows, 2 * (q.size + k.size) * q.dtype.itemsize  # forward: q and k read and written once
+
+
+def phase_errors():
+    """max |cos - truth|, |sin - truth| over all pairs at one position (float64 truth: rrope_core)."""
+    first, second = rr.pair_slices(CFG)
+    a = rr.attention_factor(CFG)
+    out = []
+    for m in (2**20, 2**24, 2**31 - 1):
+        c64, s64 = rr.cos_sin(CFG, np.array([m]))
+        f = np.float32(m) * rr.inv_freq(CFG).astype(np.float32)
+        tc, ts = np.asarray(jnp.cos(jnp.asarray(f))), np.asarray(jnp.sin(jnp.asarray(f)))
+        table = max(np.abs(tc - c64).max(), np.abs(ts - s64).max())
+        x = np.zeros((1, 128), np.float32)
+        x[:, first] = 1.0
+        y = np.asarray(rj.apply_rotary(jnp.asarray(x), jnp.asarray([m], jnp.int32), CFG), np.float64) / a
+        ours = max(np.abs(y[:, first] - c64).max(), np.abs(y[:, second] - s64).max())
+        out.append((m, table, ours))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="all", help="'all' or indices into the shape list, e.g. 0,3")
+    parser.add_argument("--repeats", type=int, default=5, help="timed loops per figure (min-max shown)")
+    args = parser.parse_args(argv)
+    shapes = SHAPES if args.shapes == "all" else [SHAPES[int(i)] for i in args.shapes.split(",")]
+    print(f"# {jax.devices()[0].device_kind}  jax {jax.__version__}  config {CFG!r}  repeats {args.repeats}")
+    print("| shape (B,Hq,Hk,S,D) | method | fwd ms (min-max) | fwd % floor | fwd+bwd ms (min-max) | fwd+bwd % floor |")
+    print("|---|---|---|---|---|---|")
+    for shape in shapes:
+        rows, nbytes = run_shape(shape, args.repeats)
+        (ff, _, _), (fb, _, _) = rows["copy (floor)"]
+        for name, ((f, f0, f1), (b_, b0, b1)) in rows.items():
+            print(
+                f"| {shape} | {name} ({nbytes / (f * 1e-3) / 1e12:.2f} TB/s fwd) | {f:.4f} ({f0:.4f}-{f1:.4f}) | {100 * ff / f:.0f}% "
+                f"| {b_:.4f} ({b0:.4f}-{b1:.4f}) | {100 * fb / b_:.0f}% |"
+            )
+    print()
+    print("| position | float32 table max error | rrope_jax max error |")
+    print("|---|---|---|")
+    for m, table, ours in phase_errors():
+        print(f"| {m} | {table:.3g} | {ours:.3g} |")
+
+
+if __name__ == "__main__":
+    main()
