@@ -109,7 +109,9 @@ def check_grad_sharded(name, cfg, mesh):
 def main() -> int:
     devices = jax.devices()
     if len(devices) < N:
-        print(json.dumps({"error": f"{len(devices)} devices; set XLA_FLAGS=--xla_force_host_platform_device_count={N}"}))
+        print(
+            json.dumps({"error": f"{len(devices)} devices; set XLA_FLAGS=--xla_force_host_platform_device_count={N}"})
+        )
         return 2
     mesh = jax.sharding.Mesh(np.array(devices[:N]), ("seq",))
     out = {}
