@@ -9,6 +9,7 @@ Everything here is float64 NumPy and imports no array framework. Backends
 from ._version import __version__
 from .analysis import circular_distance, feature_gap
 from .api import apply_rotary, cos_sin, inverse_rotary
+from .checked import checked_positions, positions_checked, set_checked_positions
 from .config import LAYOUTS, RopeConfig
 from .dispatch import backend, backend_for, framework_of, known_backends
 from .errors import (
@@ -67,4 +68,7 @@ __all__ = [
     "backend_for",
     "framework_of",
     "known_backends",
+    "checked_positions",
+    "positions_checked",
+    "set_checked_positions",
 ]

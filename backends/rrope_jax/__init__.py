@@ -10,9 +10,9 @@ Imports JAX only.
 
 from __future__ import annotations
 
-from .convert import DTYPES, device_of, from_numpy, is_array, position_limit, to_numpy
+from .convert import DTYPES, device_of, from_numpy, is_array, to_numpy
 from .module import RotaryEmbedding
-from .rotation import apply_rotary, cos_sin, grad_apply_rotary, inv_freq, inverse_rotary
+from .rotation import MAX_POSITION, apply_rotary, cos_sin, grad_apply_rotary, inv_freq, inverse_rotary
 
 __all__ = [
     "name",
@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 name = "jax"
-#: Positions must be below this: 2**31 with JAX's default 32-bit types, 2**63 with jax_enable_x64
-#: (read at import). Larger positions raise RopeInputError in from_numpy; traced int32 positions
-#: cannot exceed it by construction.
-MAX_POSITION = position_limit()
+#: MAX_POSITION: positions must be below it: 2**31 with JAX's default 32-bit types, 2**63 with
+#: jax_enable_x64 (read at import). Larger positions raise RopeInputError in from_numpy (and in any
+#: call under checked positions mode, rrope_core.checked); traced int32 positions cannot exceed it.

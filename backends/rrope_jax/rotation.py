@@ -16,14 +16,17 @@ import jax.numpy as jnp
 import numpy as np
 
 import rrope_core as rr
+from rrope_core.checked import check_range, positions_checked
 from rrope_core.errors import RopeInputError, bad
 from rrope_core.inputs import check_call, check_cfg, check_positions_dtype
 from rrope_core.rotation import resolve_seq_len
 
-from .convert import DTYPES, meta, x64
+from .convert import DTYPES, meta, position_limit, x64
 from .phases import constants, phases
 
 __all__ = ["inv_freq", "cos_sin", "apply_rotary", "inverse_rotary", "grad_apply_rotary"]
+
+MAX_POSITION = position_limit()
 
 
 def inv_freq(cfg: rr.RopeConfig, seq_len: int | None = None, *, device=None) -> jax.Array:
@@ -51,7 +54,38 @@ def _seq_len(cfg, seq_len, positions):
 
 
 def _positions(positions):
-    return positions if isinstance(positions, jax.Array) else jnp.asarray(np.asarray(positions))
+    """JAX positions as they are; host (NumPy, list) positions checked against ``MAX_POSITION``
+    (reading host values costs no device sync; int64 beyond int32 would wrap silently), then moved."""
+    if positions_checked():
+        check_values(positions)
+    if isinstance(positions, jax.Array):
+        return positions
+    p = np.asarray(positions)
+    if p.size and p.dtype.kind in "iu" and (int(p.max()) >= MAX_POSITION or int(p.min()) < -MAX_POSITION):
+        lo, hi = int(p.min()), int(p.max())
+        raise bad(
+            "positions",
+            f"<min {lo}, max {hi}>",
+            f"must lie in (-{MAX_POSITION}, {MAX_POSITION}) (rrope_jax.MAX_POSITION)",
+            RopeInputError,
+        )
+    return jnp.asarray(p)
+
+
+def _raise_unless_in_range(lo, hi):
+    check_range(int(lo), int(hi), MAX_POSITION)
+
+
+def check_values(positions) -> None:
+    """Checked positions mode (``rrope_core.checked``): concrete positions are read and validated
+    (NumPy ones before any conversion to int32); traced ones through ``jax.debug.callback``."""
+    if isinstance(positions, jax.core.Tracer):
+        if positions.size:
+            jax.debug.callback(_raise_unless_in_range, jnp.min(positions), jnp.max(positions))
+        return
+    p = positions if isinstance(positions, jax.Array) else np.asarray(positions)
+    if p.size and p.dtype.kind in "iu":
+        check_range(int(p.min()), int(p.max()), MAX_POSITION)
 
 
 def cos_sin(cfg: rr.RopeConfig, positions, seq_len: int | None = None):

@@ -12,6 +12,7 @@ import mlx.core as mx
 import numpy as np
 
 import rrope_core as rr
+from rrope_core.checked import check_range, positions_checked
 from rrope_core.errors import RopeInputError, bad
 from rrope_core.inputs import check_call, check_cfg, check_positions_dtype
 from rrope_core.rotation import resolve_seq_len
@@ -47,7 +48,16 @@ def checked(x, positions, cfg: rr.RopeConfig, name: str) -> tuple[mx.array, mx.a
             f"is not supported by MLX on {mx.default_device()}; use one of {DTYPES}",
             RopeInputError,
         )
-    return (x if isinstance(x, mx.array) else mx.array(np.asarray(x))), _as_positions(positions)
+    positions = _as_positions(positions)
+    if positions_checked():
+        check_values(positions)
+    return (x if isinstance(x, mx.array) else mx.array(np.asarray(x))), positions
+
+
+def check_values(positions: mx.array) -> None:
+    """Checked positions mode (``rrope_core.checked``): read min/max (one evaluation) and validate."""
+    if positions.size:
+        check_range(int(mx.min(positions).item()), int(mx.max(positions).item()))
 
 
 def cos_sin(cfg: rr.RopeConfig, positions, seq_len: int | None = None) -> tuple[mx.array, mx.array]:
@@ -56,6 +66,8 @@ def cos_sin(cfg: rr.RopeConfig, positions, seq_len: int | None = None) -> tuple[
     _, pd, _, pi = meta(positions)
     check_positions_dtype(pd, pi)
     positions = _as_positions(positions)
+    if positions_checked():
+        check_values(positions)
     max_pos = None
     if cfg.seq_len_dependent and seq_len is None and positions.size:
         max_pos = int(mx.max(positions).item())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from rrope_core.checked import NEGATIVE, check_range, positions_checked
 from rrope_core.errors import RopeInputError, bad
 from rrope_core.inputs import check_call, check_cfg, check_positions_dtype
 from rrope_core.rotation import resolve_seq_len
@@ -84,3 +85,16 @@ def effective_seq_len(cfg, seq_len, positions: tf.Tensor) -> int | None:
     if positions.shape.num_elements() == 0:
         return resolve_seq_len(cfg, None, None)
     return resolve_seq_len(cfg, None, int(tf.reduce_max(positions).numpy()))
+
+
+def checked_values(positions: tf.Tensor) -> tf.Tensor:
+    """Checked positions mode (``rrope_core.checked``): eager, read min/max and raise the reference's
+    RopeInputError; inside ``tf.function``, a ``tf.debugging`` assertion the positions depend on."""
+    if not positions_checked() or positions.shape.num_elements() == 0:
+        return positions
+    if tf.executing_eagerly():
+        check_range(int(tf.reduce_min(positions).numpy()), int(tf.reduce_max(positions).numpy()))
+        return positions
+    check = tf.debugging.assert_non_negative(positions, message=f"positions {NEGATIVE}")
+    with tf.control_dependencies([check]):
+        return tf.identity(positions)

@@ -19,7 +19,7 @@ import rrope_core as rr
 
 from .convert import on_device_of
 from .frequencies import constants
-from .inputs import as_tensor, check_positions, check_rotation_call, effective_seq_len
+from .inputs import as_tensor, check_positions, check_rotation_call, checked_values, effective_seq_len
 from .phases import phases
 
 __all__ = ["cos_sin", "apply_rotary", "inverse_rotary", "grad_apply_rotary"]
@@ -68,6 +68,7 @@ def _rotary(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, scale: float, cfg: rr.
 def _rotation(x, positions, cfg, seq_len, name: str, inverse: bool) -> tf.Tensor:
     x, positions = as_tensor(x), as_tensor(positions)
     check_rotation_call(cfg, x, positions, name)  # before any work: the reference's errors
+    positions = checked_values(positions)
     seq_len = effective_seq_len(cfg, seq_len, positions)
     a = constants(cfg, seq_len).attention_factor
     with on_device_of(x):
@@ -97,6 +98,7 @@ def cos_sin(cfg: rr.RopeConfig, positions, seq_len: int | None = None) -> tuple[
     without the attention factor (as ``rrope_core.rotation.cos_sin``)."""
     positions = as_tensor(positions)
     check_positions(cfg, positions)
+    positions = checked_values(positions)
     seq_len = effective_seq_len(cfg, seq_len, positions)
     with on_device_of(positions):
         phi = phases(cfg, positions, seq_len, tf.float32)

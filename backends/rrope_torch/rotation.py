@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 import rrope_core as rr
+from rrope_core.checked import check_range, positions_checked
 from rrope_core.errors import RopeInputError, bad
 from rrope_core.inputs import check_call
 from rrope_core.rotation import resolve_seq_len
@@ -133,7 +134,22 @@ def _plan(x, pos, impl):
     return plan
 
 
+def _checking() -> bool:
+    """Checked positions mode, outside torch.compile tracing (no values there; Dynamo cannot trace
+    the mode's ContextVar either)."""
+    return not torch.compiler.is_compiling() and positions_checked()
+
+
+def check_values(positions) -> None:
+    """Checked positions mode (``rrope_core.checked``): read min/max (a device sync) and validate."""
+    pos = positions if isinstance(positions, torch.Tensor) else torch.as_tensor(positions)
+    if pos.numel() and _is_integer(pos.dtype):
+        check_range(int(pos.min()), int(pos.max()))
+
+
 def _rotary(x, positions, cfg, seq_len, impl, inverse: bool, inplace: bool):
+    if _checking():
+        check_values(positions)
     key = call_key(x, None, positions, cfg, seq_len, impl, inplace, inverse)
     fast = fast_call(key, x, None, positions, cfg, inverse, inplace)
     if fast is not None:
@@ -180,6 +196,8 @@ def apply_rotary_qk(
     q, k, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, inplace: bool = False, impl: str | None = None
 ):
     """Rotate q and k (head counts may differ) at the same positions: one kernel launch on CUDA."""
+    if _checking():
+        check_values(positions)
     key = call_key(q, k, positions, cfg, seq_len, impl, inplace, False)
     fast = fast_call(key, q, k, positions, cfg, False, inplace)
     if fast is not None:
@@ -200,5 +218,7 @@ def cos_sin(cfg: rr.RopeConfig, positions, seq_len: int | None = None, dtype: to
     pos = _as_positions(positions, None)
     rr.inputs.check_cfg(cfg)
     rr.inputs.check_positions_dtype(_dtype_name(pos.dtype), _is_integer(pos.dtype))
+    if _checking():
+        check_values(pos)
     phi, _ = phases(pos, cfg, _seq_len(cfg, seq_len, pos), compute_dtype(dtype))
     return torch.cos(phi).to(dtype), torch.sin(phi).to(dtype)

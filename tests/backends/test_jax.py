@@ -80,3 +80,24 @@ def test_bfloat16_and_float16_keep_their_dtype():
     for dtype in (jnp.bfloat16, jnp.float16):
         out = rj.apply_rotary(jnp.asarray(_x((3, 16)), dtype), jnp.arange(3), CFG)
         assert out.dtype == dtype
+
+
+def test_host_positions_beyond_int32_raise_without_checked_mode():
+    """NumPy int64 positions are host values: checked for free, never wrapped to int32."""
+    if rj.MAX_POSITION > 2**31:
+        pytest.skip("jax_enable_x64 is on: int64 positions are native")
+    with pytest.raises(rr.RopeInputError, match=r"positions.*max 2147483648.*MAX_POSITION"):
+        rj.apply_rotary(_x((2, 16)), np.array([2**31, 1]), CFG)
+
+
+def test_checked_positions_under_jit_raise_when_run():
+    """Traced positions are checked by jax.debug.callback: the error comes with the result. The
+    mode is read when the function is traced (a jitted function keeps what it was traced with)."""
+    x = jnp.asarray(_x((3, 16)))
+    with rr.checked_positions():
+        f = jax.jit(lambda x_, p_: rj.apply_rotary(x_, p_, CFG))
+        jax.block_until_ready(f(x, jnp.arange(3)))
+        with pytest.raises(Exception, match=r"<min -1>.*must be >= 0"):
+            jax.block_until_ready(f(x, jnp.arange(3) - 1))
+    unchecked = jax.jit(lambda x_, p_: rj.apply_rotary(x_, p_, CFG))
+    jax.block_until_ready(unchecked(x, jnp.arange(3) - 1))  # traced outside the mode: rotates backwards

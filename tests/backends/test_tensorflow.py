@@ -362,3 +362,15 @@ def test_importing_the_backend_imports_no_other_framework():
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "backends"), str(REPO), env.get("PYTHONPATH", "")])
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO)
+
+
+def test_checked_positions_inside_tf_function_assert_when_run():
+    """Inside tf.function positions are symbolic: checked mode adds a tf.debugging assertion (read
+    when the function is traced), raising InvalidArgumentError with the reference's reason."""
+    cfg = rr.RopeConfig(head_dim=8)
+    x = tf.ones((3, 8))
+    with rr.checked_positions():
+        f = tf.function(lambda x_, p_: B.apply_rotary(x_, p_, cfg))
+        f(x, tf.constant([0, 1, 2]))
+        with pytest.raises(tf.errors.InvalidArgumentError, match="must be >= 0"):
+            f(x, tf.constant([0, -1, 2]))
