@@ -15,6 +15,7 @@ from rrope_core.errors import RopeInputError, bad
 from rrope_core.inputs import check_call
 from rrope_core.rotation import resolve_seq_len
 
+from . import dtensor
 from .fused import IMPLS, call_key, default_impl, fast_call, fused_rotary, kernel_plan, remember
 from .phases import phases
 
@@ -147,7 +148,22 @@ def check_values(positions) -> None:
         check_range(int(pos.min()), int(pos.max()))
 
 
+def _rotary_dtensor(x, positions, cfg, seq_len, impl, inverse: bool, inplace: bool):
+    """A DTensor ``x``: rotate the local shard at its global positions (see ``dtensor``)."""
+    name = "y" if inverse else "x"
+    if inplace:
+        raise bad(name, "DTensor", "cannot be rotated in place (apply_rotary_): use apply_rotary", RopeInputError)
+    local_pos = dtensor.local_positions(x, positions, name)
+    glob = positions.to_local() if dtensor.is_dtensor(positions) else torch.as_tensor(positions)
+    if _checking():
+        check_values(glob)
+    seq_len = _seq_len(cfg, seq_len, glob)  # from the global positions: the same on every rank
+    return dtensor.like(_rotary(x.to_local(), local_pos, cfg, seq_len, impl, inverse, False), x)
+
+
 def _rotary(x, positions, cfg, seq_len, impl, inverse: bool, inplace: bool):
+    if dtensor.is_dtensor(x):
+        return _rotary_dtensor(x, positions, cfg, seq_len, impl, inverse, inplace)
     if _checking():
         check_values(positions)
     key = call_key(x, None, positions, cfg, seq_len, impl, inplace, inverse)
@@ -196,6 +212,11 @@ def apply_rotary_qk(
     q, k, positions, cfg: rr.RopeConfig, seq_len: int | None = None, *, inplace: bool = False, impl: str | None = None
 ):
     """Rotate q and k (head counts may differ) at the same positions: one kernel launch on CUDA."""
+    if dtensor.is_dtensor(q) or dtensor.is_dtensor(k):
+        return (
+            _rotary(q, positions, cfg, seq_len, impl, inverse=False, inplace=inplace),
+            _rotary(k, positions, cfg, seq_len, impl, inverse=False, inplace=inplace),
+        )
     if _checking():
         check_values(positions)
     key = call_key(q, k, positions, cfg, seq_len, impl, inplace, False)
