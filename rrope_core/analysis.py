@@ -15,7 +15,8 @@ the middle of the arc, found block by block in one sorted block of angles. Every
 the best ``k`` is then measured exactly as the brute force (``_brute_gap``) measures it, so the
 result is its value bit for bit; ``_brute_gap`` itself serves ``train_len == 1`` and arcs too
 short to order reliably in float64. Memory: O(block + chunk) per pair, whatever ``test_len`` or
-the number of pairs.
+the number of pairs; the brute force holds ``8 * train_len`` bytes, checked against
+``rrope_core.limits.TABLE_BUDGET`` for every pair before any pair is computed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from ._checks import positive_int
 from .config import RopeConfig
 from .errors import RopeInputError, bad
 from .frequencies import integer_wavelengths, scaled_inv_freq
+from .inputs import MAX_FLOAT_EXACT
+from .limits import FLOAT64_BYTES, TABLE_BUDGET
 from .phases import reduce_phase, resonance_phase
 
 __all__ = ["feature_gap", "circular_distance"]
@@ -36,6 +39,7 @@ _CHUNK = 1 << 16
 _TWO_PI = 2 * np.pi
 _MIN_ARC = 1e-12  # shorter arcs than this (radians) cannot be ordered reliably from float64 angles
 _TIE = 1e-12  # distances closer than this to the largest may be it after rounding
+_MAX_INT64 = 2**63 - 1
 
 
 def circular_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -53,12 +57,48 @@ def feature_gap(cfg: RopeConfig, train_len: int, test_len: int, seq_len: int | N
     test_len = positive_int("test_len", test_len, RopeInputError)
     if test_len <= train_len:
         raise bad("test_len", test_len, f"must be > train_len={train_len}", RopeInputError)
+    if cfg.resonance and test_len > _MAX_INT64:
+        raise bad("test_len", test_len, "must be <= 2**63 - 1 (positions [0, test_len) are int64)", RopeInputError)
+    if not cfg.resonance and test_len > MAX_FLOAT_EXACT:
+        raise bad(
+            "test_len",
+            test_len,
+            "must be <= 2**53 for non-resonance configs (positions [0, test_len) must be exact in float64)",
+            RopeInputError,
+        )
     if cfg.resonance:
-        periods = integer_wavelengths(cfg, seq_len)
         # Theorem 1: a period <= L means every OOD angle is (bit for bit) one seen in training.
-        return np.array([0.0 if p <= train_len else _pair_gap(_resonance_phi(p), train_len, test_len) for p in periods])
-    theta = scaled_inv_freq(cfg, seq_len)
-    return np.array([_pair_gap(_rope_phi(t), train_len, test_len) for t in theta])
+        phis = [None if p <= train_len else _resonance_phi(p) for p in integer_wavelengths(cfg, seq_len)]
+    else:
+        phis = [_rope_phi(t) for t in scaled_inv_freq(cfg, seq_len)]
+    plans = [None if phi is None else _neighbours_of_zero(phi, train_len) for phi in phis]
+    _check_brute_force(plans, train_len)
+    return np.array(
+        [
+            0.0 if phi is None else _pair_gap(phi, train_len, test_len, plan)
+            for phi, plan in zip(phis, plans, strict=True)
+        ]
+    )
+
+
+def _needs_brute_force(plan: tuple[int, int, float, float]) -> bool:
+    return min(plan[2], plan[3]) < _MIN_ARC
+
+
+def _check_brute_force(plans: list, train_len: int) -> None:
+    """``RopeInputError`` before any table is built when a pair's brute force would pass ``TABLE_BUDGET``."""
+    if train_len * FLOAT64_BYTES <= TABLE_BUDGET:
+        return
+    brute = [i for i, plan in enumerate(plans) if plan is not None and _needs_brute_force(plan)]
+    if brute:
+        raise bad(
+            "train_len",
+            train_len,
+            f"must be <= {TABLE_BUDGET // FLOAT64_BYTES} for this config: pair {brute[0]}'s seen angles are closer "
+            f"than {_MIN_ARC:g} rad, so its gap is found by brute force over a float64 table of train_len angles, "
+            f"and one table may take at most {TABLE_BUDGET} bytes (rrope_core.limits.TABLE_BUDGET, 2 GiB)",
+            RopeInputError,
+        )
 
 
 def _rope_phi(theta: float):
@@ -70,11 +110,12 @@ def _resonance_phi(period: int):
     return lambda m: resonance_phase(m, period)
 
 
-def _pair_gap(phi, train_len: int, test_len: int) -> float:
-    """The feature gap of one pair whose angle at positions ``m`` is ``phi(m)``."""
+def _pair_gap(phi, train_len: int, test_len: int, plan: tuple[int, int, float, float]) -> float:
+    """The feature gap of one pair whose angle at positions ``m`` is ``phi(m)``; ``plan`` is
+    ``_neighbours_of_zero(phi, train_len)``."""
     L, T = train_len, test_len
-    a, b, arc_a, arc_b = _neighbours_of_zero(phi, L)
-    if min(arc_a, arc_b) < _MIN_ARC:
+    a, b, arc_a, arc_b = plan
+    if _needs_brute_force(plan):
         return _brute_gap(phi, L, T)
     # Arc kinds: (step d from an arc's start to its end, starts in [lo, hi), arc length).
     kinds = [(a, 0, L - a, arc_a), (-b, b, L, arc_b), (a - b, L - a, b, arc_a + arc_b)]
@@ -156,8 +197,12 @@ def _inside_distances(phi, m: np.ndarray, start: np.ndarray, end: np.ndarray) ->
 
 
 def _brute_gap(phi, train_len: int, test_len: int) -> float:
-    """Every OOD position against the sorted seen angles (O(test_len) time, O(train_len) memory)."""
-    seen = np.sort(phi(np.arange(train_len, dtype=np.int64)))
+    """Every OOD position against the sorted seen angles (O(test_len) time; one float64 table of
+    ``train_len`` angles, filled in chunks, plus O(chunk) memory)."""
+    seen = np.empty(train_len)
+    for first in range(0, train_len, _CHUNK):
+        seen[first : first + _CHUNK] = phi(np.arange(first, min(first + _CHUNK, train_len), dtype=np.int64))
+    seen.sort()
     gap = 0.0
     for first in range(train_len, test_len, _CHUNK):
         ood = phi(np.arange(first, min(first + _CHUNK, test_len), dtype=np.int64))

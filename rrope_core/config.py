@@ -10,6 +10,7 @@ import numpy as np
 
 from ._checks import boolean, positive_int, real
 from .errors import RopeInputError, bad
+from .limits import MAX_HEAD_DIM
 from .scaling import LongRoPE, Scaling
 
 __all__ = ["RopeConfig", "LAYOUTS"]
@@ -39,6 +40,12 @@ class RopeConfig:
     def __post_init__(self):
         s = object.__setattr__
         head_dim = positive_int("head_dim", self.head_dim)
+        if head_dim > MAX_HEAD_DIM:
+            raise bad(
+                "head_dim",
+                self.head_dim,
+                f"must be <= {MAX_HEAD_DIM} (2**20, rrope_core.limits.MAX_HEAD_DIM: 4096x the widest head in common use)",
+            )
         if head_dim % 2:
             raise bad("head_dim", self.head_dim, "must be even (features are rotated in pairs)")
         rotary_dim = head_dim if self.rotary_dim is None else positive_int("rotary_dim", self.rotary_dim)

@@ -16,6 +16,7 @@ import numpy as np
 
 from .config import RopeConfig
 from .frequencies import integer_wavelengths, scaled_inv_freq
+from .limits import BLOCK_ELEMENTS, FLOAT64_BYTES, check_fits
 
 __all__ = ["phases", "reduce_phase", "resonance_phase"]
 
@@ -65,8 +66,20 @@ def resonance_phase(m: np.ndarray, periods: np.ndarray) -> np.ndarray:
 
 
 def phases(cfg: RopeConfig, positions: np.ndarray, seq_len: int | None = None) -> np.ndarray:
-    """Angles of shape ``positions.shape + (rotary_dim//2,)`` for validated int64 ``positions``."""
-    m = positions[..., None]
-    if cfg.resonance:
-        return resonance_phase(m, integer_wavelengths(cfg, seq_len))
-    return reduce_phase(m.astype(np.float64), scaled_inv_freq(cfg, seq_len))
+    """Angles of shape ``positions.shape + (rotary_dim//2,)`` for validated int64 ``positions``.
+
+    Computed in blocks of ``limits.BLOCK_ELEMENTS`` angles: the table plus 8 MiB temporaries.
+    """
+    n = cfg.n_pairs
+    what = f"a float64 phase table of positions.size={positions.size} x cfg.n_pairs={n}"
+    check_fits("positions.shape", positions.shape, positions.size * n * FLOAT64_BYTES, what)
+    freq = integer_wavelengths(cfg, seq_len) if cfg.resonance else scaled_inv_freq(cfg, seq_len)
+    out = np.empty(positions.shape + (n,))
+    flat, rows = positions.reshape(-1, 1), out.reshape(-1, n)
+    step = max(1, BLOCK_ELEMENTS // n)
+    for first in range(0, len(flat), step):
+        m = flat[first : first + step]
+        rows[first : first + step] = (
+            resonance_phase(m, freq) if cfg.resonance else reduce_phase(m.astype(np.float64), freq)
+        )
+    return out

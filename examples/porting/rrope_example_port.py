@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 import rrope_core as rr
+from rrope_core.checked import check_range, positions_checked
 from rrope_core.errors import RopeInputError, bad
 from rrope_core.inputs import check_positions_shape, check_x_shape
 
@@ -60,6 +61,8 @@ def _check(x: DeviceArray, positions: DeviceArray, cfg, name: str):
 
 
 def _cos_sin32(cfg, pos: np.ndarray, seq_len):
+    if positions_checked() and pos.size:  # checked positions mode: read the values (a device sync)
+        check_range(int(pos.min()), int(pos.max()))
     seq_len = rr.rotation.resolve_seq_len(cfg, seq_len, int(pos.max()) if pos.size else None)
     phi = rr.phases(cfg, pos.astype(np.int64), seq_len).astype(np.float32)  # host: exact reduction
     return np.cos(phi), np.sin(phi), np.float32(rr.attention_factor(cfg, seq_len))  # device: float32
