@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("rrope_core.commands.plot", "PNG, SVG or PDF of wavelengths and feature gap (needs matplotlib)"),
     "convert": ("rrope_core.commands.convert", "rewrite a rope block: transformers v4 <-> v5, MLX freqs, GGUF"),
     "posgen": ("rrope_posgen.cli", "the PosGen train-short-test-long benchmark (needs torch)"),
+    "lm-tstl": ("rrope_core.commands.lm_tstl", "YaRN vs Resonance YaRN in a byte-level Llama (needs transformers)"),
 }
 #: name -> (package it cannot start without, how to install it); checked before its module is imported
 NEEDS: dict[str, tuple[str, str]] = {"posgen": ("torch", 'pip install ".[posgen]"')}
