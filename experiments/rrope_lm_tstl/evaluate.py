@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rrope_core.errors import RopeInputError, bad
+
 __all__ = ["nll_by_length"]
 
 
@@ -37,7 +39,7 @@ def nll_by_length(
     ``max_tokens`` bounds the tokens of one forward pass (``max(1, max_tokens // n_len)`` chunks)."""
     longest = docs.shape[1] - 1
     if any(longest % n for n in lengths):
-        raise ValueError(f"every length in {lengths} must divide the documents' length {longest}")
+        raise bad("lengths", lengths, f"must each divide the documents' length {longest}", RopeInputError)
     model.eval()
     out = {"lengths": list(lengths), "nll": [], "ppl": [], "tokens": [], "nll_by_segment": []}
     for n_len in lengths:

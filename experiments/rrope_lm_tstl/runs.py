@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rrope_core.errors import RopeInputError, bad
+
 from .corpus import Corpus, load_corpus
 from .evaluate import nll_by_length
 from .model import build_model, describe_rope
@@ -132,7 +134,7 @@ def pretrain_run(
 ) -> tuple[dict, dict]:
     """Pretrain ``pretrain`` at ``L`` and evaluate it at every length; ``(record, CPU state_dict)``."""
     if pretrain not in PRETRAIN:
-        raise ValueError(f"pretrain={pretrain!r} is invalid: must be one of {PRETRAIN}")
+        raise bad("pretrain", pretrain, f"must be one of {PRETRAIN}", RopeInputError)
     start = time.perf_counter()
     _reset_peak(device)
     model = build_model(pretrain, proto, seed=seed).to(device)
@@ -201,7 +203,12 @@ def extension_run(
 ) -> dict:
     """Extend the pretrained ``state_dict`` with ``method`` (``mode`` ``finetune`` or ``free``) and evaluate."""
     if pretrain not in PRETRAIN or method not in METHODS or mode not in MODES:
-        raise ValueError(f"({pretrain!r}, {method!r}, {mode!r}) is invalid: {PRETRAIN} x {METHODS} x {MODES}")
+        raise bad(
+            "(pretrain, method, mode)",
+            (pretrain, method, mode),
+            f"must be in {PRETRAIN} x {METHODS} x {MODES}",
+            RopeInputError,
+        )
     start = time.perf_counter()
     _reset_peak(device)
     model = build_model(method, proto, seed=seed, state_dict=state_dict).to(device)

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rrope_core.errors import RopeInputError, bad
+
 __all__ = ["PURPOSE", "lr_factor", "windows", "lm_loss", "train"]
 
 #: The second entry of each data generator's seed.
@@ -40,7 +42,12 @@ def lr_factor(step: int, total: int, warmup: float, min_frac: float) -> float:
 def windows(stream: np.ndarray, length: int, batch_size: int, steps: int, seed: int, purpose: str) -> Iterator:
     """``steps`` batches ``(batch_size, length + 1)`` (int64) of windows at uniform random offsets."""
     if len(stream) < length + 2:
-        raise ValueError(f"the training stream ({len(stream)} tokens) is shorter than a window of {length + 1}")
+        raise bad(
+            "length",
+            length,
+            f"must be below the training stream's {len(stream)} tokens (a window holds length + 1)",
+            RopeInputError,
+        )
     rng = np.random.default_rng([seed, PURPOSE[purpose]])
     span = np.arange(length + 1)
     for _ in range(steps):
