@@ -3,6 +3,7 @@
     nox                                    # everything below that is on by default
     nox -s tests                           # NumPy-only core tests (seconds)
     nox -s "conformance(backend='torch')"  # the Hypothesis suite against one backend
+    nox -s "keras(keras_backend='jax')"    # rrope_keras on one Keras backend
     nox -s conformance -- -x               # extra args go to pytest
 
 ``RROPE_TORCH`` overrides the torch requirement (default ``torch==2.13.0``, the CPU build this
@@ -18,7 +19,7 @@ import sys
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "tests", "hf", "conformance", "mlx_lm", "posgen", "docs"]
+nox.options.sessions = ["lint", "tests", "hf", "conformance", "keras", "mlx_lm", "posgen", "docs"]
 
 TORCH = os.environ.get("RROPE_TORCH", "torch==2.13.0")
 MLX = "mlx" if sys.platform == "darwin" else "mlx[cpu]"
@@ -31,9 +32,12 @@ FRAMEWORK = {
     "torch": [TORCH] + (["triton"] if sys.platform.startswith("linux") else []),
     "tensorflow": ["tensorflow-cpu" if sys.platform.startswith("linux") else "tensorflow"],
     "mlx": [MLX],
-    "jax": ["jax[cpu]"],
+    "jax": ["jax[cpu]", "flax"],  # flax: rrope_jax.nnx's tests
 }
 BACKENDS = list(FRAMEWORK)
+#: Keras backends rrope_keras runs on, each with the framework its conformance session installs
+#: (torch without triton: rrope_keras has no kernel of its own).
+KERAS_BACKENDS = {"jax": ["jax[cpu]"], "torch": [TORCH], "tensorflow": FRAMEWORK["tensorflow"]}
 
 
 @nox.session
@@ -78,10 +82,20 @@ def conformance(session: nox.Session, backend: str) -> None:
 
 
 @nox.session
+@nox.parametrize("keras_backend", list(KERAS_BACKENDS))
+def keras(session: nox.Session, keras_backend: str) -> None:
+    """rrope_keras (the conformance suite and its own tests) on one Keras backend, only its framework installed."""
+    session.install(*KERAS_BACKENDS[keras_backend], ".[keras,test]")
+    env = {"RROPE_BACKEND": "keras", "KERAS_BACKEND": keras_backend}
+    session.run("pytest", "conformance", "tests/backends/test_keras.py", *session.posargs, env=env)
+
+
+@nox.session
 def posgen(session: nox.Session) -> None:
-    """The PosGen experiment (rrope_posgen): torch plus its report's matplotlib and tqdm (the posgen extra)."""
-    session.install(TORCH, "matplotlib", "tqdm", ".[test]")
-    session.run("pytest", "tests/test_posgen.py", *session.posargs)
+    """The experiments: rrope_posgen (torch, matplotlib, tqdm: the posgen extra) and rrope_lm_tstl
+    (also transformers: the hf extra)."""
+    session.install(TORCH, "matplotlib", "tqdm", ".[test,hf]")
+    session.run("pytest", "tests/test_posgen.py", "tests/test_lm_tstl.py", *session.posargs)
 
 
 @nox.session

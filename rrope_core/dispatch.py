@@ -27,6 +27,7 @@ BUILTIN = {
     "tensorflow": ("rrope_tensorflow", "tensorflow"),
     "mlx": ("rrope_mlx", "mlx"),
     "jax": ("rrope_jax", "jax"),
+    "keras": ("rrope_keras", "keras"),
 }
 #: top-level module of an array type -> framework name
 _FRAMEWORK_OF_MODULE = {

@@ -4,7 +4,12 @@ does): torch and tensorflow loaded into one process can crash it, and each nox s
 import os
 
 SELECTED = os.environ.get("RROPE_BACKEND", "")
-_TESTS = {"torch": "test_torch*.py", "tensorflow": "test_tensorflow*.py", "mlx": "test_mlx*.py"}
+_TESTS = {
+    "torch": "test_torch*.py",
+    "tensorflow": "test_tensorflow*.py",
+    "mlx": "test_mlx*.py",
+    "keras": "test_keras*.py",
+}
 collect_ignore_glob = [pattern for name, pattern in _TESTS.items() if name != SELECTED]
 
 
