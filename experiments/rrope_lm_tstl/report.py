@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rrope_core.errors import RopeInputError, bad
-from rrope_posgen.report import write_json
+from rrope_posgen.report import write_json, write_summary_files
 
 from .protocol import METHODS, MODES, PRETRAIN, Protocol, label, variant_key
 
@@ -292,18 +292,4 @@ def plot(summary: dict, path: Path) -> None:
 def write_reports(runs: list[dict], out: Path, command: str | None = None) -> dict:
     """Write summary.json, summary.md and (with matplotlib) the PNG into ``out``; returns the summary
     (its ``"plot"``: the PNG's file name, or ``None`` without matplotlib)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = summarize(runs)
-    if command:
-        summary["command"] = command
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        summary["plot"] = None
-    else:
-        summary["plot"] = PLOT_PNG
-        plot(summary, out / PLOT_PNG)
-    write_json(out / SUMMARY_JSON, summary)
-    (out / SUMMARY_MD).write_text(markdown_table(summary, command))
-    return summary
+    return write_summary_files(summarize(runs), Path(out), command, plot, markdown_table, PLOT_PNG)

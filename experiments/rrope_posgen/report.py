@@ -251,9 +251,14 @@ def write_reports(runs: list[dict], out: Path, command: str | None = None) -> di
 
     Returns the summary; its ``"plot"`` is the PNG's file name, or ``None`` without matplotlib.
     """
-    out = Path(out)
+    return write_summary_files(summarize(runs), Path(out), command, plot, markdown_table, PLOT_PNG)
+
+
+def write_summary_files(summary: dict, out: Path, command, plot_fn, markdown_fn, png: str) -> dict:
+    """The report files of an experiment (PosGen's and rrope_lm_tstl's): ``summary.json``,
+    ``summary.md`` (``markdown_fn(summary, command)``) and, with matplotlib, ``png`` drawn by
+    ``plot_fn(summary, path)``; ``summary["plot"]`` is the PNG's name or ``None``."""
     out.mkdir(parents=True, exist_ok=True)
-    summary = summarize(runs)
     if command:
         summary["command"] = command
     try:
@@ -261,8 +266,8 @@ def write_reports(runs: list[dict], out: Path, command: str | None = None) -> di
     except ImportError:
         summary["plot"] = None
     else:
-        summary["plot"] = PLOT_PNG
-        plot(summary, out / PLOT_PNG)
+        summary["plot"] = png
+        plot_fn(summary, out / png)
     write_json(out / SUMMARY_JSON, summary)
-    (out / SUMMARY_MD).write_text(markdown_table(summary, command))
+    (out / SUMMARY_MD).write_text(markdown_fn(summary, command))
     return summary
