@@ -155,8 +155,6 @@ def _rotary_dtensor(x, positions, cfg, seq_len, impl, inverse: bool, inplace: bo
         raise bad(name, "DTensor", "cannot be rotated in place (apply_rotary_): use apply_rotary", RopeInputError)
     local_pos = dtensor.local_positions(x, positions, name)
     glob = positions.to_local() if dtensor.is_dtensor(positions) else torch.as_tensor(positions)
-    if _checking():
-        check_values(glob)
     seq_len = _seq_len(cfg, seq_len, glob)  # from the global positions: the same on every rank
     return dtensor.like(_rotary(x.to_local(), local_pos, cfg, seq_len, impl, inverse, False), x)
 
