@@ -1,0 +1,180 @@
+"""Whole-model speed: a transformers Llama's training step and generation under torch.compile with
+(a) transformers' own rope table, (b) our exact phases through the integration, (c) our fused
+kernel on q and k.
+
+    PYTHONPATH=.:backends python bench/hf_model_speed.py                 # CUDA, ~150M parameters
+    PYTHONPATH=.:backends python bench/hf_model_speed.py --tiny --device cpu --steps 2 --repeats 1
+
+(a) ``LlamaRotaryEmbedding``'s float32 ``cos/sin(m * inv_freq)`` table; (b)
+``rrope_torch.transformers.use_exact_phases(model)``: exact cos/sin, the model's own
+``apply_rotary_pos_emb``; (c) the rotary module returns the position ids and
+``modeling_llama.apply_rotary_pos_emb`` is replaced by ``rrope_torch.apply_rotary_qk`` (the Triton
+kernel on CUDA, computing the phases inside it). Prints, per variant, tokens per second of a
+training step (forward, backward, AdamW) and of cached generation, as the median and min-max of
+``--repeats`` timed loops in one run, the ratio to (a), and the max |logit - (a)'s logit| on one
+batch at small positions (a sanity check: the variants compute the same function up to float32
+table rounding). Inductor's fusions: rerun with ``TORCH_LOGS=output_code``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from transformers.models.llama import modeling_llama
+
+import rrope_core as rr
+import rrope_torch as rt
+import rrope_torch.transformers as rtt
+
+VARIANTS = ("hf table", "exact phases", "fused kernel")
+
+
+def build(args, device, dtype) -> LlamaForCausalLM:
+    rope = {
+        "rope_type": "resonance_yarn",
+        "rope_theta": 500000.0,
+        "factor": 8.0,
+        "original_max_position_embeddings": 4096,
+    }
+    sizes = (
+        dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+        if args.tiny
+        else dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=12, num_attention_heads=16, num_key_value_heads=4)
+    )  # fmt: skip
+    config = LlamaConfig(vocab_size=args.vocab, max_position_embeddings=32768, rope_parameters=rope, **sizes)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).to(device=device, dtype=dtype)
+
+
+@contextlib.contextmanager
+def fused_rope(model: LlamaForCausalLM, cfg: rr.RopeConfig):
+    """(c): the rotary module hands the position ids on; the attention rotates q and k with them."""
+    own_apply, rotary = modeling_llama.apply_rotary_pos_emb, model.model.rotary_emb
+    own_forward = rotary.forward
+
+    def positions_only(x, position_ids):
+        return position_ids, position_ids
+
+    def apply(q, k, cos, sin, unsqueeze_dim=1):
+        if cos.dtype.is_floating_point:
+            return own_apply(q, k, cos, sin, unsqueeze_dim)
+        return rt.apply_rotary_qk(q, k, cos[:, None, :], cfg)  # (B, H, S, D) at (B, 1, S)
+
+    rotary.forward = positions_only
+    modeling_llama.apply_rotary_pos_emb = apply
+    try:
+        yield
+    finally:
+        rotary.forward = own_forward
+        modeling_llama.apply_rotary_pos_emb = own_apply
+
+
+@contextlib.contextmanager
+def variant(model, name: str, cfg: rr.RopeConfig):
+    if name == "hf table":
+        yield
+    elif name == "exact phases":
+        rtt.use_exact_phases(model)
+        try:
+            yield
+        finally:
+            rtt.use_exact_phases(model, False)
+    else:
+        with fused_rope(model, cfg):
+            yield
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def loop_time(fn, n: int, device) -> float:
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(n):
+        fn()
+    sync(device)
+    return (time.perf_counter() - start) / n
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tiny", action="store_true", help="a 2-layer d64 model (a CPU check of the script)")
+    parser.add_argument("--vocab", type=int, default=32000)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=2048, help="training sequence length")
+    parser.add_argument("--prompt", type=int, default=512)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=10, help="timed training steps per loop")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-compile", action="store_true")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.vocab, args.seq, args.prompt, args.new_tokens = 256, 64, 16, 8
+    device = args.device
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    rtt.register()
+    model = build(args, device, dtype)
+    cfg = rtt.rope_config(model.config)
+    n_params = sum(p.numel() for p in model.parameters())
+    gen = torch.Generator(device="cpu").manual_seed(1)
+    ids = torch.randint(0, args.vocab, (args.batch, args.seq + 1), generator=gen).to(device)
+    prompt = ids[:, : args.prompt]
+    forward = model if args.no_compile else torch.compile(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+
+    def train_step():
+        loss = forward(ids[:, :-1], labels=ids[:, 1:]).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    def generate():
+        kwargs = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False)
+        if not args.no_compile:
+            kwargs["cache_implementation"] = "static"
+        model.generate(prompt, **kwargs)
+
+    state = {k: v.clone() for k, v in model.state_dict().items()}  # every variant trains from the same weights
+    rows, logits = {}, {}
+    for name in VARIANTS:
+        model.load_state_dict(state)
+        opt.state.clear()
+        with variant(model, name, cfg):
+            with torch.no_grad():
+                logits[name] = model(ids[:1, :64]).logits.float()
+            torch._dynamo.reset()
+            train_step()  # compile + warm-up
+            train = [args.batch * args.seq / loop_time(train_step, args.steps, device) for _ in range(args.repeats)]
+            with torch.no_grad():
+                generate()
+                decode = [args.batch * args.new_tokens / loop_time(generate, 1, device) for _ in range(args.repeats)]
+        rows[name] = (train, decode)
+    name0 = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    print(f"# {name0}  torch {torch.__version__}  {n_params / 1e6:.1f}M parameters  {dtype}  config {cfg!r}")
+    print(f"# train: batch {args.batch} x {args.seq} tokens, {args.steps} steps per loop; generate: "
+          f"batch {args.batch}, prompt {args.prompt}, {args.new_tokens} new tokens; {args.repeats} repeats; "
+          f"compile {not args.no_compile}")  # fmt: skip
+    print(
+        "| variant | train tok/s median (min-max) | vs hf table | generate tok/s median (min-max) | vs hf table | max abs logit diff vs hf |"
+    )
+    print("|---|---|---|---|---|---|")
+    base_t, base_g = (statistics.median(v) for v in rows["hf table"])
+    for name, (train, decode) in rows.items():
+        t, g = statistics.median(train), statistics.median(decode)
+        diff = (logits[name] - logits["hf table"]).abs().max().item()
+        print(
+            f"| {name} | {t:.0f} ({min(train):.0f}-{max(train):.0f}) | {t / base_t:.3f} "
+            f"| {g:.0f} ({min(decode):.0f}-{max(decode):.0f}) | {g / base_g:.3f} | {diff:.3g} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
