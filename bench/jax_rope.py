@@ -10,7 +10,8 @@ k, and of forward+backward (``jax.vjp`` with random cotangents), for
   cotangents), the bytes every method must move at least;
 * ``f32 table``: the table every JAX codebase computes, ``cos/sin(float32(m) * inv_freq)``, made
   outside the timed call, then ``q*cos + rotate_half(q)*sin`` (as transformers' Flax models do);
-* ``rrope_jax``: exact phases from the positions inside the jitted call, then the rotation.
+* ``rrope_jax``: exact phases from the positions inside the jitted call, then the rotation
+  (``apply_rotary`` on q and on k); ``rrope_jax qk``: ``apply_rotary_qk`` (phases computed once).
 
 Each figure is the median over ``--repeats`` timed loops (after a warm-up), with the min-max of
 those loops beside it; "% floor" is floor time / method time (same bytes moved); "TB/s fwd" is
@@ -96,6 +97,9 @@ def run_shape(shape, repeats):
     def ours(a, c):
         return rj.apply_rotary(a, pos, CFG), rj.apply_rotary(c, pos, CFG)
 
+    def ours_qk(a, c):
+        return rj.apply_rotary_qk(a, c, pos, CFG)
+
     def table(a, c):
         return table_rope(a, c, cos, sin)
 
@@ -103,11 +107,13 @@ def run_shape(shape, repeats):
         "copy (floor)": jax.jit(lambda a, c: (-a, -c)),
         "f32 table": jax.jit(table),
         "rrope_jax": jax.jit(ours),
+        "rrope_jax qk": jax.jit(ours_qk),
     }
     bwd = {
         "copy (floor)": jax.jit(lambda a, c, ga, gc: (-a, -c, -ga, -gc)),
         "f32 table": vjp_of(table),
         "rrope_jax": vjp_of(ours),
+        "rrope_jax qk": vjp_of(ours_qk),
     }
     rows = {n: [timed(fwd[n], (q, k), repeats), timed(bwd[n], (q, k, gq, gk), repeats)] for n in fwd}
     return rows, 2 * (q.size + k.size) * q.dtype.itemsize  # forward: q and k read and written once

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .convert import DTYPES, device_of, from_numpy, is_array, to_numpy
 from .module import RotaryEmbedding
-from .rotation import MAX_POSITION, apply_rotary, cos_sin, grad_apply_rotary, inv_freq, inverse_rotary
+from .rotation import MAX_POSITION, apply_rotary, apply_rotary_qk, cos_sin, grad_apply_rotary, inv_freq, inverse_rotary
 
 __all__ = [
     "name",
@@ -20,6 +20,7 @@ __all__ = [
     "inv_freq",
     "cos_sin",
     "apply_rotary",
+    "apply_rotary_qk",
     "inverse_rotary",
     "RotaryEmbedding",
     "to_numpy",

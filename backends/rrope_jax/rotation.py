@@ -24,7 +24,7 @@ from rrope_core.rotation import resolve_seq_len
 from .convert import DTYPES, meta, position_limit, x64
 from .phases import constants, phases
 
-__all__ = ["inv_freq", "cos_sin", "apply_rotary", "inverse_rotary", "grad_apply_rotary"]
+__all__ = ["inv_freq", "cos_sin", "apply_rotary", "apply_rotary_qk", "inverse_rotary", "grad_apply_rotary"]
 
 MAX_POSITION = position_limit()
 
@@ -170,6 +170,24 @@ def apply_rotary(x, positions, cfg: rr.RopeConfig, seq_len: int | None = None) -
     Under ``jax.jit`` positions may be traced; dynamic NTK / LongRoPE then need ``seq_len``.
     """
     return _run(x, positions, cfg, seq_len, inverse=False)
+
+
+def apply_rotary_qk(q, k, positions, cfg: rr.RopeConfig, seq_len: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """``(apply_rotary(q), apply_rotary(k))`` at the same positions (head counts may differ), as one
+    XLA computation that computes the phases once."""
+    q, pos = _checked(q, positions, cfg, "q")
+    k, _ = _checked(k, positions, cfg, "k")
+    return _compiled_qk(q, k, pos, cfg, _seq_len(cfg, seq_len, pos))
+
+
+@partial(jax.jit, static_argnums=(3, 4))
+def _compiled_qk(q, k, positions, cfg, seq_len):
+    consts = constants(cfg, seq_len, _bits())
+    compute = jnp.float64 if jnp.float64 in (q.dtype, k.dtype) else jnp.float32
+    phi = phases(positions, consts, compute)
+    cos, sin = jnp.cos(phi), jnp.sin(phi)
+    scale = float(consts.attention)
+    return _rotation(q, cos, sin, scale, cfg), _rotation(k, cos, sin, scale, cfg)
 
 
 def inverse_rotary(y, positions, cfg: rr.RopeConfig, seq_len: int | None = None) -> jax.Array:

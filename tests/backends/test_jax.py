@@ -101,3 +101,18 @@ def test_checked_positions_under_jit_raise_when_run():
             jax.block_until_ready(f(x, jnp.arange(3) - 1))
     unchecked = jax.jit(lambda x_, p_: rj.apply_rotary(x_, p_, CFG))
     jax.block_until_ready(unchecked(x, jnp.arange(3) - 1))  # traced outside the mode: rotates backwards
+
+
+@pytest.mark.parametrize("cfg", [CFG, PLAIN], ids=["resonance", "plain"])
+def test_apply_rotary_qk_matches_the_reference_for_both(cfg):
+    """One computation for q and k (different head counts): each within the float32 bound."""
+    q, k = _x((2, 4, 5, 16)), _x((2, 2, 5, 16), seed=1)
+    positions = np.arange(2**31 - 5, 2**31)
+    oq, ok = rj.apply_rotary_qk(jnp.asarray(q), jnp.asarray(k), jnp.asarray(positions, jnp.int32), cfg)
+    a = rr.attention_factor(cfg)
+    for x, out in ((q, oq), (k, ok)):
+        ref = rr.apply_rotary(x.astype(np.float64), positions, cfg)
+        tol = rotation_tolerance(cfg, x.astype(np.float64), ref, positions, None, "float32", a)
+        assert out.shape == x.shape and np.all(np.abs(np.asarray(out, np.float64) - ref) <= tol)
+    with pytest.raises(rr.RopeInputError, match=r"k\.shape"):
+        rj.apply_rotary_qk(jnp.asarray(q), jnp.asarray(k[..., :8]), positions, cfg)
