@@ -103,3 +103,21 @@ def docs(session: nox.Session) -> None:
     """Build the documentation site (mkdocs-material + mkdocstrings) with --strict."""
     session.install(".[docs]")
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of the core's math against tests/ with mutmut (opt-in, slow: docs/mutation.md).
+
+    The package is not installed: mutmut copies rrope_core/ to mutants/ and the tests must import
+    that copy. ``nox -s mutation -- "rrope_core.phases*"`` tests one module's mutants.
+    """
+    session.install("numpy", "pytest", "hypothesis", "mutmut==3.8.1")
+    # tests/ import rrope_conformance (conformance/ installed under that name): link mutants/'s copy.
+    os.makedirs("mutants", exist_ok=True)
+    if not os.path.lexists("mutants/rrope_conformance"):
+        os.symlink("conformance", "mutants/rrope_conformance")
+    # PYTHONPATH: the tests' child processes (python -c, python -m rrope_core.cli) import the copy too.
+    env = {"PYTHONPATH": os.path.abspath("mutants"), "HYPOTHESIS_PROFILE": "ci"}
+    session.run("mutmut", "run", *session.posargs, env=env)
+    session.run("mutmut", "results", env=env)

@@ -1,0 +1,708 @@
+"""Tests that kill mutants mutmut found surviving in the core's math (docs/mutation.md).
+
+Each test names, in a comment, the mutant(s) it kills (``mutmut show <name>`` prints the change).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+import rrope_core as rr
+from rrope_core import limits
+from rrope_core.scaling import NTK, DynamicNTK, Linear, Llama3, LongRoPE, YaRN, default_inv_freq
+
+from ._truth import TWO_PI
+
+# rrope_core.phases is shadowed by the function rr.phases: import the module by name.
+phases_mod = importlib.import_module("rrope_core.phases")
+
+ULP_PI = float(np.spacing(np.pi))
+
+
+# --- phases -------------------------------------------------------------------------------------
+
+
+def test_phase_table_over_physical_memory_is_refused(monkeypatch):
+    """4 pairs x 8 B = 32 B per position: 31 positions fit in 1000 B, 32 (1024 B) do not."""
+    # kills rrope_core.phases.x_phases__mutmut_13 (bytes counted as size * n / 8)
+    monkeypatch.setattr(limits, "physical_memory", lambda: 1000)
+    cfg = rr.RopeConfig(head_dim=8)
+    assert rr.phases(cfg, np.arange(31)).shape == (31, 4)
+    with pytest.raises(rr.RopeInputError, match=r"^positions.shape=\(32,\) is invalid: .* 1024 bytes, "):
+        rr.phases(cfg, np.arange(32))
+
+
+@pytest.mark.parametrize("m", [3, 7, 19])
+def test_reduce_phase_recentring_step_keeps_the_low_part_sign(m):
+    """``m * pi`` (float64 pi, odd m) lands next to +-pi, where ``k = rint(p/C1)`` is off by one and
+    the re-centring step ``j = +-1`` runs. For these small m every step but the final addition is
+    exact or rounds a term below 2**-49 (ulp <= 2**-101), so the error is <= 0.5 ulp(pi) + 2**-100."""
+    # kills rrope_core.phases.x_reduce_phase__mutmut_31 ((t + j*C2) instead of (t - j*C2): 1.0-1.5 ulp off)
+    theta = float(np.pi)
+    got = float(phases_mod.reduce_phase(np.array([float(m)]), np.array([theta]))[0])
+    exact = m * Fraction(theta)
+    exact -= TWO_PI * round(exact / TWO_PI)  # the residue in [-pi, pi]
+    err = min(abs(Fraction(got) - exact - s * TWO_PI) for s in (-1, 0, 1))  # +-pi are one angle
+    assert err <= Fraction(ULP_PI) / 2 + Fraction(2) ** -100, (m, got, float(err) / ULP_PI)
+
+
+@pytest.mark.parametrize("period", [2, 4, 10, 1000])
+def test_resonance_phase_half_period_is_plus_pi(period):
+    """The residue is centred to ``(-L/2, L/2]`` (phases.py): ``m = L/2`` gives ``+pi``, not ``-pi``."""
+    # kills rrope_core.phases.x_resonance_phase__mutmut_13 (r >= L//2 maps L/2 to -pi)
+    got = phases_mod.resonance_phase(np.array([[period // 2]]), np.array([period]))
+    assert got[0, 0] == phases_mod._TWO_PI_HI / 2 > 0
+
+
+# --- frequencies --------------------------------------------------------------------------------
+
+LONG = 4096  # 64x the original length below: dynamic NTK rescales every pair but the first
+
+
+def _dynamic(resonance: bool) -> rr.RopeConfig:
+    return rr.RopeConfig(head_dim=16, scaling=DynamicNTK(factor=4.0, original_max_position=64), resonance=resonance)
+
+
+@pytest.mark.parametrize("resonance", [False, True])
+def test_frequencies_follow_seq_len(resonance):
+    """inv_freq, wavelengths and integer_wavelengths use ``seq_len`` (dynamic NTK at 64x length)."""
+    # kills rrope_core.frequencies.x_inv_freq__mutmut_4, _6; x_wavelengths__mutmut_3, _5, _8, _10;
+    # x_integer_wavelengths__mutmut_20, _22 (seq_len dropped or replaced by None)
+    cfg = _dynamic(resonance)
+    theta = cfg.scaling.inv_freq(cfg.base, cfg.rotary_dim, LONG)
+    assert not np.array_equal(theta, rr.inv_freq(cfg))  # the test can tell the lengths apart
+    if resonance:
+        periods = np.rint(2 * np.pi / theta)
+        np.testing.assert_array_equal(rr.integer_wavelengths(cfg, LONG), periods)
+        np.testing.assert_array_equal(rr.wavelengths(cfg, LONG), periods)
+        np.testing.assert_array_equal(rr.inv_freq(cfg, LONG), 2 * np.pi / periods)
+    else:
+        np.testing.assert_array_equal(rr.inv_freq(cfg, LONG), theta)
+        np.testing.assert_array_equal(rr.wavelengths(cfg, LONG), 2 * np.pi / theta)
+
+
+@pytest.mark.parametrize("resonance", [False, True])
+def test_critical_dim_follows_seq_len(resonance):
+    """At 64x length the wavelengths <= 100 are 2 pairs (6.3, 44), at the original length 3."""
+    # kills rrope_core.frequencies.x_critical_dim__mutmut_15, _17 (seq_len dropped)
+    cfg = _dynamic(resonance)
+    assert rr.critical_dim(cfg, 100) == 6
+    assert rr.critical_dim(cfg, 100, LONG) == 4
+
+
+def test_critical_dim_bad_train_len_is_an_input_error():
+    # kills rrope_core.frequencies.x_critical_dim__mutmut_7 (RopeConfigError, positive_int's default)
+    with pytest.raises(rr.RopeInputError, match=r"^train_len=0 is invalid: must be a positive integer$"):
+        rr.critical_dim(rr.RopeConfig(head_dim=8), 0)
+
+
+def test_attention_factor_checks_seq_len():
+    # kills rrope_core.frequencies.x_attention_factor__mutmut_1 (check_seq_len(None))
+    with pytest.raises(rr.RopeInputError, match=r"^seq_len=0 is invalid: must be a positive integer$"):
+        rr.attention_factor(rr.RopeConfig(head_dim=8), 0)
+
+
+def test_integer_wavelengths_of_a_non_resonance_config_names_field_value_and_rule():
+    """The message names the field, the value received and what is allowed (errors.py)."""
+    # kills rrope_core.frequencies.x_integer_wavelengths__mutmut_3, _4, _7, _8, _12, _13, _14, _15
+    # (value or message changed or dropped)
+    with pytest.raises(rr.RopeConfigError) as info:
+        rr.integer_wavelengths(rr.RopeConfig(head_dim=8))
+    assert (
+        str(info.value) == "cfg.resonance=False is invalid: integer wavelengths exist only for resonance=True configs"
+    )
+
+
+# --- rotation -----------------------------------------------------------------------------------
+
+rotation_mod = importlib.import_module("rrope_core.rotation")
+EPS64 = float(np.finfo(np.float64).eps)
+
+
+@pytest.mark.parametrize(
+    ("lead", "row", "budget"),
+    [((4,), 2, 8), ((3, 5), 4, 8), ((3, 5), 4, 12), ((3, 5), 2, 12), ((2, 3, 7), 3, 20), ((5,), 10, 4), ((2, 6), 5, 3)],
+)
+def test_blocks_cover_every_row_once_within_the_budget(lead, row, budget):
+    """``_blocks`` tiles the leading axes exactly, each block <= budget elements (or one row when a
+    row alone exceeds it), and a whole array that fits is one block."""
+    # kills rrope_core.rotation.x__blocks__mutmut_7, _8, _12, _16 .. _38 (wrong axis, step, range, slice)
+    ids = np.arange(int(np.prod(lead))).reshape(lead)
+    seen = np.concatenate([np.ravel(ids[idx]) for idx in rotation_mod._blocks(lead, row, budget)])
+    np.testing.assert_array_equal(np.sort(seen), np.ravel(ids))  # every row exactly once
+    for idx in rotation_mod._blocks(lead, row, budget):
+        assert ids[idx].size * row <= max(budget, row), (lead, row, budget, idx)
+    if ids.size * row <= budget:
+        assert list(rotation_mod._blocks(lead, row, budget)) == [()]
+
+
+def test_rotated_copy_over_physical_memory_is_refused(monkeypatch):
+    """``x`` (3 x 8 float32 = 96 B) plus cos and sin (2 x 3 x 4 x 8 B = 192 B): 288 B fit, 287 do not."""
+    # kills rrope_core.rotation.x__prepare__mutmut_31 (3 tables) and _36 (x.size / itemsize)
+    cfg, x, p = rr.RopeConfig(head_dim=8), np.ones((3, 8), np.float32), np.arange(3)
+    monkeypatch.setattr(limits, "physical_memory", lambda: 288)
+    assert rr.apply_rotary(x, p, cfg).shape == (3, 8)
+    monkeypatch.setattr(limits, "physical_memory", lambda: 287)
+    with pytest.raises(rr.RopeInputError, match=r"^x.shape=\(3, 8\) is invalid: .* 288 bytes, "):
+        rr.apply_rotary(x, p, cfg)
+
+
+def test_dtype_errors_name_the_dtype():
+    """Messages name the field, the value received and what is allowed (errors.py)."""
+    # kills rrope_core.rotation.x__prepare__mutmut_6, _20 (x's dtype) and _9, _24 (positions' dtype)
+    cfg = rr.RopeConfig(head_dim=8)
+    with pytest.raises(rr.RopeInputError, match=r"^x.dtype='int32' is invalid: must be a floating dtype"):
+        rr.apply_rotary(np.zeros((2, 8), np.int32), np.arange(2), cfg)
+    with pytest.raises(rr.RopeInputError, match=r"^y.dtype='int32' is invalid: must be a floating dtype"):
+        rr.inverse_rotary(np.zeros((2, 8), np.int32), np.arange(2), cfg)
+    with pytest.raises(rr.RopeInputError, match=r"^positions.dtype='float32' is invalid: must be an integer dtype$"):
+        rr.apply_rotary(np.zeros((2, 8)), np.arange(2, dtype=np.float32), cfg)
+
+
+def test_cos_sin_follows_seq_len_and_defaults_to_max_position_plus_one():
+    """Dynamic NTK: ``seq_len`` given is used; absent, it is ``max(positions) + 1``."""
+    # kills rrope_core.rotation.x_cos_sin__mutmut_29, _32, _34 (seq_len dropped) and _35 (max_position None)
+    cfg, pos = _dynamic(False), np.array([0, 5, 99])
+    cos, sin = rr.cos_sin(cfg, pos, LONG)  # LONG > max(pos) + 1 = 100
+    phi = rr.phases(cfg, pos, LONG)
+    np.testing.assert_array_equal(cos, np.cos(phi))
+    np.testing.assert_array_equal(sin, np.sin(phi))
+    assert not np.array_equal(phi, rr.phases(cfg, pos, 100))  # the length changes the table
+    far = np.array([0, 5, LONG - 1])
+    np.testing.assert_array_equal(rr.cos_sin(cfg, far)[0], np.cos(rr.phases(cfg, far, LONG)))  # max(pos) + 1
+
+
+def test_inverse_rotary_uses_seq_len():
+    """Rotate and un-rotate at an explicit ``seq_len`` longer than the positions imply.
+
+    Each rotation is a two-term sum of products with float64 cos/sin (each <= 1 ulp off): per
+    element <= 4 eps * max|x| per rotation, 8 eps * max|x| for the round trip (attention factor 1)."""
+    # kills rrope_core.rotation.x_inverse_rotary__mutmut_5 (seq_len None: un-rotates at max(pos) + 1 = 8)
+    cfg = _dynamic(False)
+    x = np.random.default_rng(0).standard_normal((8, 16))
+    pos = np.arange(8)
+    back = rr.inverse_rotary(rr.apply_rotary(x, pos, cfg, LONG), pos, cfg, LONG)
+    assert np.abs(back - x).max() <= 8 * EPS64 * np.abs(x).max()
+
+
+# --- scaling ------------------------------------------------------------------------------------
+
+
+def test_methods_without_an_attention_factor_have_one():
+    # kills rrope_core.scaling.xǁScalingǁattention_factor__mutmut_1 (the base class returns 2.0)
+    for scaling in (Linear(2.0), NTK(2.0), DynamicNTK(2.0, 64), Llama3(8.0, 8192)):
+        assert rr.attention_factor(rr.RopeConfig(head_dim=8, scaling=scaling)) == 1.0
+
+
+def test_yarn_attention_factor():
+    """``0.1 ln s + 1`` (1 for s <= 1); DeepSeek's ratio when mscale and mscale_all_dim are set."""
+    # kills rrope_core.scaling.x__yarn_mscale__mutmut_4 (2.0 at s <= 1), _6 (1.0 up to s = 2) and
+    # xǁYaRNǁattention_factor__mutmut_7 (mscale dropped from the numerator)
+    assert YaRN(1.0, 64).attention_factor() == 1.0
+    assert YaRN(1.5, 64).attention_factor() == 0.1 * math.log(1.5) + 1.0
+    ln = math.log(4.0)
+    assert YaRN(4.0, 64, mscale=2.0, mscale_all_dim=1.0).attention_factor() == (0.2 * ln + 1.0) / (0.1 * ln + 1.0)
+
+
+def test_longrope_attention_factor():
+    """``sqrt(1 + ln(factor)/ln(L0))`` for factor > 1, else 1 (factor defaults to 1).
+
+    factor 8, L0 4096: ln 8 / ln 4096 = 1/4 up to 3 roundings, sqrt halves the relative error: the
+    result is within 2 eps of sqrt(1.25) (each rounding <= eps/2 relative)."""
+    # kills rrope_core.scaling.xǁLongRoPEǁattention_factor__mutmut_4, _5, _8, _9, _11, _12, _13
+    short = (1.0, 1.0)
+    got = LongRoPE(short, short, 4096, factor=8.0).attention_factor()
+    assert abs(got - math.sqrt(1.25)) <= 2 * EPS64 * math.sqrt(1.25), got
+    assert LongRoPE(short, short, 4096).attention_factor() == 1.0
+    assert LongRoPE(short, short, 4096, factor=0.5).attention_factor() == 1.0
+    assert LongRoPE(short, short, 4096, factor=1.5).attention_factor() > 1.0
+    assert LongRoPE(short, short, 4096, attention_factor=2.0).attention_factor() == 2.0
+
+
+def _llama3_by_the_docstring(s: Llama3, base: float, dim: int) -> np.ndarray:
+    """Llama3's formula, one pair at a time in plain Python, from its docstring."""
+    out = []
+    for i in range(dim // 2):
+        theta = base ** (-(2 * i) / dim)
+        lam = 2 * math.pi / theta
+        if lam < s.original_max_position / s.high_freq_factor:
+            out.append(theta)
+        elif lam > s.original_max_position / s.low_freq_factor:
+            out.append(theta / s.factor)
+        else:
+            r = (s.original_max_position / lam - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor)
+            out.append((1 - r) * theta / s.factor + r * theta)
+    return np.array(out)
+
+
+def test_llama3_bands_with_low_freq_factor_not_one():
+    """low 2, high 8 (not Llama 3.1's 1 and 4): the bands' edges are L0/low and L0/high.
+
+    Both sides evaluate the same operations per pair in float64 except ``base**(-2i/d)``
+    (np.power vs float ** float, each <= 1 ulp): relative error <= 4 eps per pair."""
+    # kills rrope_core.scaling.xǁLlama3ǁinv_freq__mutmut_19 (wavelen > L0 * low)
+    s = Llama3(8.0, 8192, low_freq_factor=2.0, high_freq_factor=8.0)
+    want = _llama3_by_the_docstring(s, 500000.0, 128)
+    got = s.inv_freq(500000.0, 128)
+    np.testing.assert_allclose(got, want, rtol=4 * EPS64, atol=0)
+    lam = 2 * np.pi / default_inv_freq(500000.0, 128)
+    assert np.any((lam > 8192 / 2) & (lam < 8192 * 2))  # pairs the mutant would leave unscaled
+
+
+def test_llama3_at_the_low_band_edge_is_divided_by_factor():
+    """Pair 0 has wavelength 2*pi; L0 = 1 and low = 1/(2*pi) put it exactly on the edge
+    ``L0/low``, where the smooth band gives ``theta/factor`` (its weight is exactly 0)."""
+    # kills rrope_core.scaling.xǁLlama3ǁinv_freq__mutmut_18 (>= at the edge: theta/factor**2) and
+    # _39 (>= in `medium`: theta)
+    low = 1 / (2 * math.pi)
+    assert 1 / low == 2 * math.pi  # the edge is hit exactly in float64
+    s = Llama3(8.0, 1, low_freq_factor=low, high_freq_factor=1.0)
+    assert s.inv_freq(10000.0, 8)[0] == 1.0 / 8.0
+
+
+def test_yarn_correction_range_is_clamped_to_the_pairs():
+    """``max(low, 0), min(high, d-1)``: L0 = 64 gives c(32) < 0; base 10, L0 = 10**6 gives c(1) > 7."""
+    # kills rrope_core.scaling.xǁYaRNǁcorrection_range__mutmut_21 (max(low, 1)), _26 (d+1), _27 (d-2)
+    assert YaRN(4.0, 64).correction_range(10000.0, 8) == (0, 2)
+    assert YaRN(4.0, 10**6).correction_range(10.0, 8)[1] == 7
+
+
+def test_yarn_zero_width_ramp():
+    """``low == high``: transformers' guard ``high += 0.001`` makes the ramp a step at ``low``."""
+    # kills rrope_core.scaling.xǁYaRNǁinv_freq__mutmut_13 (high -= 0.001), _14 (+= 1.001) via (0, 0)
+    # and _12 (high = 0.001) via (7, 7)
+    theta8 = default_inv_freq(10000.0, 8)
+    yarn = YaRN(4.0, 6)
+    assert yarn.correction_range(10000.0, 8) == (0, 0)
+    np.testing.assert_array_equal(yarn.inv_freq(10000.0, 8), theta8 * np.array([1.0, 0.25, 0.25, 0.25]))
+    yarn = YaRN(4.0, 14070)
+    assert yarn.correction_range(10.0, 8) == (7, 7)
+    np.testing.assert_array_equal(yarn.inv_freq(10.0, 8), default_inv_freq(10.0, 8))
+
+
+def test_hf_params():
+    """The keys of a transformers ``rope_parameters`` block, as ``RopeConfig.to_hf`` writes them."""
+    # kills rrope_core.scaling.xǁLinearǁhf_params__mutmut_1, _2; xǁDynamicNTKǁhf_params__mutmut_1, _2;
+    # xǁYaRNǁhf_params__mutmut_10, _11, _19 .. _22; xǁLongRoPEǁhf_params__mutmut_8 .. _20
+    assert Linear(2.0).hf_params() == {"factor": 2.0}
+    assert DynamicNTK(2.0, 64).hf_params() == {"factor": 2.0}
+    assert YaRN(4.0, 64, attention_factor=1.5, truncate=False).hf_params() == {
+        "factor": 4.0,
+        "original_max_position_embeddings": 64,
+        "beta_fast": 32.0,
+        "beta_slow": 1.0,
+        "attention_factor": 1.5,
+        "truncate": False,
+    }
+    short = [1.0, 2.0]
+    base = {"short_factor": short, "long_factor": short, "original_max_position_embeddings": 64}
+    assert LongRoPE(short, short, 64).hf_params() == {**base, "factor": 1.0}
+    assert LongRoPE(short, short, 64, attention_factor=1.5, factor=4.0).hf_params() == {
+        **base,
+        "attention_factor": 1.5,
+        "factor": 4.0,
+    }
+
+
+def test_scaling_parameters_are_stored():
+    """Given values are kept, under their own field; YaRN's defaults are transformers' (32, 1, True)."""
+    # kills rrope_core.scaling.xǁYaRNǁ__init____mutmut_1 (beta_fast default 33), _44, _45, _65, _66,
+    # _153, _154 (stored under another name); xǁLongRoPEǁ__init____mutmut_49, _53, _54, _56
+    yarn = YaRN(4.0, 64)
+    assert (yarn.beta_fast, yarn.beta_slow, yarn.truncate) == (32.0, 1.0, True)
+    yarn = YaRN(4.0, 64, beta_fast=16.0, beta_slow=2.0, truncate=False)
+    assert (yarn.beta_fast, yarn.beta_slow, yarn.truncate) == (16.0, 2.0, False)
+    assert LongRoPE((1.0,), (1.0,), 64, attention_factor=1.5).attention_factor_ == 1.5
+
+
+def test_longrope_small_original_length_is_refused_only_with_a_default_factor_above_one():
+    # kills rrope_core.scaling.xǁLongRoPEǁ__init____mutmut_93 (factor None read as 2), _94 (>= 1),
+    # _96 (L0 <= 2), _97 (L0 < 3)
+    LongRoPE((1.0,), (1.0,), 1)
+    LongRoPE((1.0,), (1.0,), 1, factor=1.0)
+    LongRoPE((1.0,), (1.0,), 2, factor=2.0)
+    with pytest.raises(rr.RopeConfigError):
+        LongRoPE((1.0,), (1.0,), 1, factor=2.0)
+
+
+def test_yarn_warns_only_when_beta_fast_is_below_beta_slow():
+    # kills rrope_core.scaling.xǁYaRNǁ__init____mutmut_80 (<=), _81, _82, _84 .. _88 (message, category)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        YaRN(4.0, 64, beta_fast=2.0, beta_slow=2.0)
+    msg = (
+        "YaRN.beta_fast=1.0 < beta_slow=2.0: beta_fast should be the larger "
+        "(rotations per original context of the pairs left unscaled)"
+    )
+    with pytest.warns(rr.RopeWarning) as record:
+        YaRN(4.0, 64, beta_fast=1.0, beta_slow=2.0)
+    assert [str(w.message) for w in record] == [msg]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Llama3(0.5, 8192), "Llama3.factor=0.5 is invalid: must be >= 1"),
+        (lambda: Llama3(8.0, 0), "Llama3.original_max_position=0 is invalid: must be a positive integer"),
+        (lambda: Llama3(8.0, 8192, low_freq_factor=0.0), "Llama3.low_freq_factor=0.0 is invalid: must be > 0"),
+        (lambda: Llama3(8.0, 8192, high_freq_factor=0.0), "Llama3.high_freq_factor=0.0 is invalid: must be > 0"),
+        (lambda: Llama3(8.0, 8192, 2.0, 2.0), "Llama3.high_freq_factor=2.0 is invalid: must be > low_freq_factor=2.0"),
+        (
+            lambda: LongRoPE((1.0,), (np.nan,), 8),
+            "LongRoPE.long_factor[0]=nan is invalid: must be a finite real number",
+        ),
+        (
+            lambda: LongRoPE((1.0,), (1.0,), 0),
+            "LongRoPE.original_max_position=0 is invalid: must be a positive integer",
+        ),
+        (
+            lambda: LongRoPE((1.0,), (1.0,), 8, attention_factor=0.0),
+            "LongRoPE.attention_factor=0.0 is invalid: must be > 0",
+        ),
+        (lambda: LongRoPE((1.0,), (1.0,), 8, factor=0.0), "LongRoPE.factor=0.0 is invalid: must be > 0"),
+        (
+            lambda: LongRoPE((1.0,), (1.0,), 1, factor=2.0),
+            "LongRoPE.original_max_position=1 is invalid: must be >= 2 when factor > 1 "
+            "(the default attention factor divides by its log)",
+        ),
+        (
+            lambda: LongRoPE((1.0,), (1.0, 1.0), 8),
+            "LongRoPE.long_factor='<2 values>' is invalid: must have as many values as short_factor (1)",
+        ),
+        (
+            lambda: rr.RopeConfig(head_dim=8, scaling=LongRoPE((1.0,) * 3, (1.0,) * 3, 64)),
+            "LongRoPE.short_factor='<3 values>' is invalid: must have rotary_dim//2 = 4 values",
+        ),
+        (lambda: YaRN(4.0, 64, attention_factor=0.0), "YaRN.attention_factor=0.0 is invalid: must be > 0"),
+        (lambda: YaRN(4.0, 64, mscale=-1.0), "YaRN.mscale=-1.0 is invalid: must be >= 0"),
+        (lambda: YaRN(4.0, 64, mscale_all_dim=-1.0), "YaRN.mscale_all_dim=-1.0 is invalid: must be >= 0"),
+        (lambda: YaRN(4.0, 64, beta_fast=0.0), "YaRN.beta_fast=0.0 is invalid: must be > 0"),
+        (
+            lambda: rr.RopeConfig(head_dim=2, scaling=NTK(2.0)),
+            "rotary_dim=2 is invalid: must be >= 4 for NTK (its base is scaled by factor^(d/(d-2)))",
+        ),
+        (
+            lambda: rr.RopeConfig(head_dim=2, scaling=DynamicNTK(2.0, 64)),
+            "rotary_dim=2 is invalid: must be >= 4 for DynamicNTK (its base is scaled by factor^(d/(d-2)))",
+        ),
+        (
+            lambda: NTK(2.0).scaled_base(10000.0, 2),
+            "rotary_dim=2 is invalid: must be >= 4 for NTK (its base is scaled by factor^(d/(d-2)))",
+        ),
+        (
+            lambda: DynamicNTK(2.0, 64).inv_freq(10000.0, 2),
+            "rotary_dim=2 is invalid: must be >= 4 for DynamicNTK (its base is scaled by factor^(d/(d-2)))",
+        ),
+    ],
+)
+def test_scaling_errors_name_field_value_and_rule(make, message):
+    """Messages name the field, the value received and what is allowed (errors.py)."""
+    # kills the message, bound and strictness mutants of rrope_core.scaling: xǁLlama3ǁ__post_init__
+    # _12, _15, _28, _32 .. _34, _43, _45, _46, _49 .. _53, _55, _64, _66, _67, _70 .. _74, _76, _78,
+    # _80; xǁLongRoPEǁ__init__ _25, _29 .. _31, _40, _44 .. _46, _55, _57, _58, _62 .. _65, _67, _76,
+    # _78, _79, _83 .. _86, _88, _99, _107, _111; xǁLongRoPEǁcheck_dim _5, _13, _14; xǁYaRNǁ__init__
+    # _48, _49, _52, _53, _58, _101, _105, _110, _121, _137, _139, _143 .. _145; x__ntk_exponent _4;
+    # xǁNTKǁcheck_dim _2, _5, _6; xǁDynamicNTKǁcheck_dim _2, _5 .. _7; xǁNTKǁscaled_base _4, _7, _8;
+    # xǁDynamicNTKǁinv_freq _20, _23 .. _25
+    with pytest.raises(rr.RopeConfigError) as info:
+        make()
+    assert str(info.value) == message
+
+
+# --- config -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"scaling": "linear"},
+            "scaling='linear' is invalid: must be None or one of Linear, NTK, DynamicNTK, YaRN, Llama3, LongRoPE",
+        ),
+        ({"layout": "bad"}, "layout='bad' is invalid: must be one of ('half', 'interleaved')"),
+        ({"head_dim": 7}, "head_dim=7 is invalid: must be even (features are rotated in pairs)"),
+        ({"head_dim": 8, "rotary_dim": 3}, "rotary_dim=3 is invalid: must be even (features are rotated in pairs)"),
+        (
+            {"head_dim": 4, "scaling": LongRoPE((1.0, 1.0), (0.05, 1.0), 64), "resonance": True},
+            "resonance=True is invalid: must be False when a wavelength is <= 0.5 (it would round to period 0); "
+            "the shortest is 0.314159",
+        ),
+    ],
+)
+def test_config_errors_name_field_value_and_rule(kwargs, message):
+    """Messages name the field, the value received and what is allowed (errors.py)."""
+    # kills rrope_core.config.xǁRopeConfigǁ__post_init____mutmut_21, _28, _43, _50, _101, _108, _109,
+    # _127 (value or message); the last case also xǁRopeConfigǁ_check_roundable__mutmut_2, _3, _11, _13
+    # (LongRoPE's long factors, used past L0, not checked) and _19, _26 (value in the message)
+    with pytest.raises(rr.RopeConfigError) as info:
+        rr.RopeConfig(**kwargs)
+    assert str(info.value) == message
+
+
+def test_resonance_accepts_a_shortest_wavelength_that_rounds_to_one():
+    """``rint(shortest) >= 1`` is the rule: wavelength 1 (theta = 2*pi) is period 1."""
+    # kills rrope_core.config.xǁRopeConfigǁ_check_roundable__mutmut_8 (2/pi), _16 (> 1), _17 (>= 2)
+    w = 1 / (2 * math.pi)  # a LongRoPE factor that turns theta_0 = 1 into 2*pi
+    cfg = rr.RopeConfig(head_dim=4, scaling=LongRoPE((w, 1.0), (w, 1.0), 64), resonance=True)
+    assert rr.integer_wavelengths(cfg)[0] == 1
+
+
+def test_config_fields_are_plain_python_and_the_fingerprint_is_sorted_json():
+    """head_dim and base are normalised to int and float; ``fingerprint`` is ``to_dict`` as JSON with
+    sorted keys (stable across key order), and tells configs apart."""
+    # kills rrope_core.config.xǁRopeConfigǁ__post_init____mutmut_67, _68 (head_dim left np.int64),
+    # _83, _84 (base left int), _138, _142 .. _145, _147, _148 (fingerprint)
+    cfg = rr.RopeConfig(head_dim=np.int64(8), base=10000)
+    assert type(cfg.head_dim) is int and type(cfg.base) is float
+    assert cfg.fingerprint == json.dumps(cfg.to_dict(), sort_keys=True)
+    assert list(json.loads(cfg.fingerprint)) == sorted(cfg.to_dict())
+    assert cfg.fingerprint != rr.RopeConfig(head_dim=8, base=500000.0).fingerprint
+
+
+# --- hf (transformers config blocks, without transformers) --------------------------------------
+
+hf = importlib.import_module("rrope_core.hf")
+
+ROUND_TRIP = [
+    rr.RopeConfig(head_dim=8),
+    rr.RopeConfig(head_dim=64, rotary_dim=32, base=500000.0, scaling=Llama3(8.0, 8192), resonance=True),
+    rr.RopeConfig(head_dim=16, scaling=Linear(2.0), resonance=True),
+    rr.RopeConfig(head_dim=16, scaling=DynamicNTK(2.0, 64)),
+    rr.RopeConfig(
+        head_dim=16,
+        scaling=YaRN(4.0, 64, beta_fast=16.0, beta_slow=2.0, mscale=1.0, mscale_all_dim=0.5, truncate=False),
+    ),
+    rr.RopeConfig(head_dim=16, scaling=YaRN(4.0, 64, attention_factor=1.5)),
+    rr.RopeConfig(head_dim=4, scaling=LongRoPE((1.0, 2.0), (3.0, 4.0), 64, attention_factor=1.2, factor=4.0)),
+    rr.RopeConfig(head_dim=12, rotary_dim=8, base=1000.0),
+    rr.RopeConfig(head_dim=8, resonance=True),  # rope_type "resonance" (base type default)
+    rr.RopeConfig(head_dim=44, rotary_dim=30),  # int(44 * (30/44)) == 29: prf needs the ulp nudge
+]
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("cfg", ROUND_TRIP, ids=[f"cfg{i}" for i in range(len(ROUND_TRIP))])
+def test_hf_round_trip(cfg, version):
+    """``from_hf(to_hf(cfg))`` is ``cfg`` for every scaling, resonance, partial rotary, v4 and v5."""
+    # kills survivors of rrope_core.hf.x_config_to_hf, x_config_from_hf (the per-type readers),
+    # x__partial_rotary_factor, x__rope_block and x__original_length that change what is read back
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a written block has no unknown keys
+        assert rr.RopeConfig.from_hf(cfg.to_hf(version)) == cfg
+
+
+def test_config_to_hf_keys():
+    """The exact keys written: v5 rope_parameters, v4 rope_theta + rope_scaling (null for default)."""
+    # kills rrope_core.hf.x_config_to_hf key-name and value mutants
+    cfg = ROUND_TRIP[1]
+    params = {"factor": 8.0, "original_max_position_embeddings": 8192, "low_freq_factor": 1.0, "high_freq_factor": 4.0}
+    assert cfg.to_hf(5) == {
+        "head_dim": 64,
+        "rope_parameters": {
+            "rope_type": "resonance_llama3",
+            "rope_theta": 500000.0,
+            **params,
+            "partial_rotary_factor": 0.5,
+        },
+    }
+    assert cfg.to_hf(4) == {
+        "head_dim": 64,
+        "rope_theta": 500000.0,
+        "rope_scaling": {"rope_type": "resonance_llama3", **params},
+        "partial_rotary_factor": 0.5,
+    }
+    assert rr.RopeConfig(head_dim=8).to_hf(4) == {"head_dim": 8, "rope_theta": 10000.0, "rope_scaling": None}
+    assert hf.config_to_hf(cfg) == cfg.to_hf(5)  # kills x_config_to_hf__mutmut_1 (default version 6)
+    dyn = rr.RopeConfig(head_dim=8, scaling=DynamicNTK(2.0, 64)).to_hf(5)
+    assert dyn == {
+        "head_dim": 8,
+        "max_position_embeddings": 64,
+        "rope_parameters": {"rope_type": "dynamic", "rope_theta": 10000.0, "factor": 2.0},
+    }
+    ntk = rr.RopeConfig(head_dim=8, scaling=NTK(2.0))
+    assert ntk.to_hf(5) == {
+        "head_dim": 8,
+        "rope_parameters": {"rope_type": "default", "rope_theta": ntk.scaling.scaled_base(10000.0, 8)},
+    }
+
+
+def test_config_from_hf_reads_transformers_spellings():
+    """v4 ``type``; head_dim from hidden_size / heads; DeepSeek's qk_rope_head_dim and rope_interleave;
+    YaRN's factor from max_position_embeddings / original; a bare rope block."""
+    # kills survivors of rrope_core.hf.x__head_dim, x_config_from_hf, x__rope_block, x__original_length
+    yarn = rr.RopeConfig.from_hf(
+        {
+            "hidden_size": 64,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 4096,
+            "rope_scaling": {"type": "yarn", "original_max_position_embeddings": 1024},
+        }
+    )
+    assert yarn == rr.RopeConfig(head_dim=16, scaling=YaRN(4.0, 1024))
+    deepseek = rr.RopeConfig.from_hf(
+        {"head_dim": 64, "qk_rope_head_dim": 16, "rope_interleave": True, "rope_theta": 50.0}
+    )
+    assert deepseek == rr.RopeConfig(head_dim=16, base=50.0, layout="interleaved")
+    bare = rr.RopeConfig.from_hf({"head_dim": 8, "rope_type": "linear", "factor": 2.0, "rope_theta": 20.0})
+    assert bare == rr.RopeConfig(head_dim=8, base=20.0, scaling=Linear(2.0))
+    top = {"head_dim": 8, "original_max_position_embeddings": 32, "max_position_embeddings": 256}
+    longrope = rr.RopeConfig.from_hf(
+        {**top, "rope_scaling": {"type": "longrope", "short_factor": [1.0] * 4, "long_factor": [2.0] * 4}}
+    )
+    assert longrope.scaling == LongRoPE((1.0,) * 4, (2.0,) * 4, 32, factor=8.0)
+
+
+_L3 = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
+_LR = {"short_factor": [1.0, 1.0], "long_factor": [1.0, 1.0], "original_max_position_embeddings": 64}
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ([1], "block='list' is invalid: must be a mapping (config.json contents) or a transformers config"),
+        (
+            {"head_dim": 8, "rope_scaling": {"type": "linear"}},
+            "factor=None is invalid: is required for rope_type='linear'",
+        ),
+        (
+            {
+                "head_dim": 8,
+                "rope_scaling": {"type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0},
+            },
+            "original_max_position_embeddings=None is invalid: is required for rope_type='llama3'",
+        ),
+        (
+            {"head_dim": 8, "rope_scaling": {"type": "dynamic", "factor": 2.0}},
+            "max_position_embeddings=None is invalid: is required for rope_type='dynamic'",
+        ),
+        (
+            {"head_dim": 8, "rope_scaling": {"type": "yarn", "original_max_position_embeddings": 64}},
+            "factor=None is invalid: is required for rope_type='yarn' (or max_position_embeddings)",
+        ),
+        (
+            {"head_dim": 8, "partial_rotary_factor": 1.5},
+            "partial_rotary_factor=1.5 is invalid: must be a number in (0, 1]",
+        ),
+        ({"rope_theta": 1.0}, "head_dim=None is invalid: is required (or hidden_size and num_attention_heads)"),
+        ({"head_dim": 8.0}, "head_dim=8.0 is invalid: must be a positive integer"),
+        ({"head_dim": 8, "rope_scaling": 3}, "rope_scaling=3 is invalid: must be a mapping or null"),
+        (
+            {"head_dim": 8, "partial_rotary_factor": 0.0},
+            "partial_rotary_factor=0.0 is invalid: must be a number in (0, 1]",
+        ),
+        (
+            {"head_dim": 8, "partial_rotary_factor": "1"},
+            "partial_rotary_factor='1' is invalid: must be a number in (0, 1]",
+        ),
+        ({"num_attention_heads": 4}, "head_dim=None is invalid: is required (or hidden_size and num_attention_heads)"),
+        (
+            {"head_dim": 8, "max_position_embeddings": 64, "rope_scaling": {"type": "dynamic"}},
+            "factor=None is invalid: is required for rope_type='dynamic'",
+        ),
+        (
+            {"head_dim": 8, "rope_scaling": {"type": "llama3", **_L3, "factor": None}},
+            "factor=None is invalid: is required for rope_type='llama3'",
+        ),
+        (
+            {"head_dim": 8, "rope_scaling": {"type": "llama3", **_L3, "low_freq_factor": None}},
+            "low_freq_factor=None is invalid: is required for rope_type='llama3'",
+        ),
+        (
+            {"head_dim": 8, "rope_scaling": {"type": "llama3", **_L3, "high_freq_factor": None}},
+            "high_freq_factor=None is invalid: is required for rope_type='llama3'",
+        ),
+        (
+            {"head_dim": 8, "rope_scaling": {"type": "yarn", "factor": 2.0}},
+            "original_max_position_embeddings=None is invalid: is required for rope_type='yarn'",
+        ),
+        (
+            {"head_dim": 4, "rope_scaling": {"type": "longrope", **_LR, "short_factor": None}},
+            "short_factor=None is invalid: is required for rope_type='longrope'",
+        ),
+        (
+            {"head_dim": 4, "rope_scaling": {"type": "longrope", **_LR, "long_factor": None}},
+            "long_factor=None is invalid: is required for rope_type='longrope'",
+        ),
+        (
+            {"head_dim": 4, "rope_scaling": {"type": "longrope", **_LR, "original_max_position_embeddings": None}},
+            "original_max_position_embeddings=None is invalid: is required for rope_type='longrope'",
+        ),
+        (
+            {
+                "head_dim": 8,
+                "rope_parameters": {"full_attention": {"rope_type": "default"}, "sliding": {"rope_type": "default"}},
+            },
+            "rope_parameters=['full_attention', 'sliding'] is invalid: per-layer-type rope_parameters are not one "
+            "config: pass one of the inner blocks (with head_dim)",
+        ),
+    ],
+)
+def test_config_from_hf_errors_name_field_value_and_rule(block, message):
+    """Messages name the field, the value received and what is allowed (errors.py)."""
+    # kills the message mutants of rrope_core.hf.x__as_mapping, x__head_dim, x__rope_block, x_config_from_hf
+    # (among them x_config_from_hf__mutmut_83, _87, _165, _177, _253, _267, _275, _287, _313, _321,
+    # x__head_dim__mutmut_20)
+    with pytest.raises(rr.RopeConfigError) as info:
+        rr.RopeConfig.from_hf(block)
+    assert str(info.value) == message
+
+
+def test_config_from_hf_warnings():
+    """Unknown keys, and rope_scaling given next to a different rope_parameters (rope_scaling wins)."""
+    # kills the warning mutants of rrope_core.hf.x_config_from_hf, x__rope_block and x_unknown_keys
+    with pytest.warns(rr.RopeWarning) as record:
+        cfg = rr.RopeConfig.from_hf({"head_dim": 8, "rope_scaling": {"type": "linear", "factor": 2.0, "beta_fsat": 1}})
+    assert cfg.scaling == Linear(2.0)
+    assert [str(w.message) for w in record] == [
+        "rope block of rope_type='linear' has keys it does not read: ['beta_fsat'] "
+        "(it reads ['factor', 'partial_rotary_factor', 'rope_theta', 'rope_type', 'type'])"
+    ]
+    with pytest.warns(rr.RopeWarning) as record:
+        cfg = rr.RopeConfig.from_hf(
+            {
+                "head_dim": 8,
+                "rope_scaling": {"type": "linear", "factor": 2.0},
+                "rope_parameters": {"rope_type": "default"},
+            }
+        )
+    assert cfg.scaling == Linear(2.0)
+    assert [str(w.message) for w in record] == [
+        "both rope_scaling={'type': 'linear', 'factor': 2.0} and rope_parameters={'rope_type': 'default'} are given: "
+        "rope_scaling is used, as transformers does; delete the one you do not mean"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cfg", "version", "message"),
+    [
+        (rr.RopeConfig(head_dim=8), 3, "version=3 is invalid: must be 4 (rope_scaling) or 5 (rope_parameters)"),
+        (
+            rr.RopeConfig(head_dim=8, layout="interleaved"),
+            5,
+            "cfg.layout='interleaved' is invalid: transformers configs describe the 'half' layout only",
+        ),
+    ],
+)
+def test_config_to_hf_errors_name_field_value_and_rule(cfg, version, message):
+    # kills rrope_core.hf.x_config_to_hf__mutmut_6, _7, _13, _14, _19, _20, _26, _27 (value or message)
+    with pytest.raises(rr.RopeConfigError) as info:
+        cfg.to_hf(version)
+    assert str(info.value) == message
+
+
+def test_config_from_hf_reads_an_object_with_to_dict():
+    """A transformers ``PretrainedConfig`` is read through its ``to_dict()``."""
+    # kills rrope_core.hf.x__as_mapping__mutmut_2, _6 .. _9
+
+    class Config:
+        def to_dict(self):
+            return {"head_dim": 8, "rope_theta": 20.0}
+
+    assert rr.RopeConfig.from_hf(Config()) == rr.RopeConfig(head_dim=8, base=20.0)
