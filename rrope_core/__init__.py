@@ -1,7 +1,8 @@
 """rrope_core: the NumPy reference specification of Resonance RoPE.
 
 Everything here is float64 NumPy and imports no array framework. Backends
-(``rrope_torch``, ``rrope_tensorflow``, ``rrope_mlx``) take all frequency math from here.
+(``rrope_torch``, ``rrope_tensorflow``, ``rrope_mlx``, ``rrope_jax``, ``rrope_keras``) take all
+frequency math from here. ``checked_positions`` makes every backend validate position values.
 ``apply_rotary``/``inverse_rotary``/``cos_sin`` dispatch on the array's framework;
 ``backend()`` returns the one picked by ``RROPE_BACKEND`` (read once, at import).
 """
