@@ -16,7 +16,8 @@ when the result is computed), ``rrope_tensorflow`` inside ``tf.function`` throug
 ``tf.debugging`` assertions (an ``InvalidArgumentError``); there the mode is read when the
 function is *traced*, and a compiled function keeps it. Inside ``torch.compile`` tracing
 ``rrope_torch`` does not check (no values; the first eager call does); inside ``mx.compile``
-``rrope_mlx``'s read of the values fails, so turn the mode off around compiled MLX functions. The mode is for debugging and tests:
+``rrope_mlx``'s read of the values fails, so turn the mode off around compiled MLX functions;
+``rrope_keras`` checks only values it can read (not traced ones). The mode is for debugging and tests:
 it costs a sync per call and does not work inside CUDA-graph capture.
 """
 
