@@ -355,14 +355,11 @@ def _table(summary: dict, out: Path) -> str:
 
 
 def _merge(args: argparse.Namespace) -> int:
+    from rrope_posgen.cli import merge_runs
+
     from .report import load_runs, write_reports
 
-    runs = load_runs(args.merge)
-    command = "rrope lm-tstl --merge " + " ".join(str(d) for d in args.merge) + f" --out {args.out}"
-    summary = write_reports(runs, args.out, command)
-    print(f"rrope lm-tstl: merged {len(runs)} runs from {len(args.merge)} directories")
-    print(_table(summary, args.out))
-    return 0
+    return merge_runs(args, "lm-tstl", load_runs, write_reports, _table)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -523,15 +523,21 @@ def _table(summary: dict, out: Path) -> str:
     return f"{table}\nwrote {out / SUMMARY_JSON}, {out / SUMMARY_MD}{png}"
 
 
+def merge_runs(args: argparse.Namespace, prog: str, load_runs, write_reports, table) -> int:
+    """``rrope <prog> --merge DIR... --out OUT`` (PosGen's and rrope_lm_tstl's): reports of the runs of
+    every DIR written into OUT; trains nothing."""
+    runs = load_runs(args.merge)
+    command = f"rrope {prog} --merge " + " ".join(str(d) for d in args.merge) + f" --out {args.out}"
+    summary = write_reports(runs, args.out, command)
+    print(f"rrope {prog}: merged {len(runs)} runs from {len(args.merge)} directories")
+    print(table(summary, args.out))
+    return 0
+
+
 def _merge(args: argparse.Namespace) -> int:
     from .report import load_runs, write_reports
 
-    runs = load_runs(args.merge)
-    command = "rrope posgen --merge " + " ".join(str(d) for d in args.merge) + f" --out {args.out}"
-    summary = write_reports(runs, args.out, command)
-    print(f"rrope posgen: merged {len(runs)} runs from {len(args.merge)} directories")
-    print(_table(summary, args.out))
-    return 0
+    return merge_runs(args, "posgen", load_runs, write_reports, _table)
 
 
 def run(args: argparse.Namespace) -> int:
