@@ -95,7 +95,9 @@ def posgen(session: nox.Session) -> None:
     """The experiments: rrope_posgen (torch, matplotlib, tqdm: the posgen extra) and rrope_lm_tstl
     (also transformers: the hf extra)."""
     session.install(TORCH, "matplotlib", "tqdm", ".[test,hf]")
-    session.run("pytest", "tests/test_posgen.py", "tests/test_lm_tstl.py", *session.posargs)
+    session.run(
+        "pytest", "tests/test_posgen.py", "tests/test_posgen_attribution.py", "tests/test_lm_tstl.py", *session.posargs
+    )
 
 
 @nox.session

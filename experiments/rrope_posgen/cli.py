@@ -155,6 +155,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="merge these finished results directories into --out (summary, table, plot); trains nothing",
     )
     parser.add_argument(
+        "--attribute",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="print how each later results directory's protocol change moves the Resonance comparisons "
+        "against the first directory's runs, paired by seed, with sign tests; trains nothing",
+    )
+    parser.add_argument(
         "--jobs",
         type=_number("int"),
         help="stacks of runs (--stack) at a time, each in its own process (default 1; --quick on CPU: 2). With --device cuda and "
@@ -540,8 +548,20 @@ def _merge(args: argparse.Namespace) -> int:
     return merge_runs(args, "posgen", load_runs, write_reports, _table)
 
 
+def _attribute(args: argparse.Namespace) -> int:
+    from .attribution import attribution_table
+
+    if len(args.attribute) < 2:
+        raise bad("--attribute", [str(d) for d in args.attribute], "needs a base directory and at least one more",
+                  RopeInputError)  # fmt: skip
+    print(attribution_table(args.attribute[0], args.attribute[1:]))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.attribute:
+            return _attribute(args)
         return _merge(args) if args.merge else _sweep(args)
     except RopeError as exc:
         print(f"rrope posgen: error: {exc}", file=sys.stderr)
