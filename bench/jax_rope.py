@@ -11,7 +11,10 @@ k, and of forward+backward (``jax.vjp`` with random cotangents), for
 * ``f32 table``: the table every JAX codebase computes, ``cos/sin(float32(m) * inv_freq)``, made
   outside the timed call, then ``q*cos + rotate_half(q)*sin`` (as transformers' Flax models do);
 * ``rrope_jax``: exact phases from the positions inside the jitted call, then the rotation
-  (``apply_rotary`` on q and on k); ``rrope_jax qk``: ``apply_rotary_qk`` (phases computed once).
+  (``apply_rotary`` on q and on k); ``rrope_jax qk``: ``apply_rotary_qk`` (phases computed once);
+  ``rrope_jax qk, phases apart``: the same math with the phases behind
+  ``jax.lax.optimization_barrier`` (materialized once, then read, as the table is: does XLA
+  recompute fused phases per head?).
 
 Each figure is the median over ``--repeats`` timed loops (after a warm-up), with the min-max of
 those loops beside it; "% floor" is floor time / method time (same bytes moved); "TB/s fwd" is
@@ -32,6 +35,7 @@ import numpy as np
 
 import rrope_core as rr
 import rrope_jax as rj
+from rrope_jax.rotation import _rotation
 
 SHAPES = [(1, 32, 32, 4096, 128), (1, 32, 8, 32768, 128), (4, 32, 32, 8192, 128), (64, 32, 8, 1, 128)]
 CFG = rr.RopeConfig(head_dim=128, base=10000.0, scaling=rr.YaRN(8.0, 4096), resonance=True)
@@ -100,6 +104,11 @@ def run_shape(shape, repeats):
     def ours_qk(a, c):
         return rj.apply_rotary_qk(a, c, pos, CFG)
 
+    def ours_apart(a, c):  # apply_rotary_qk's math, the phases computed once into a buffer, then read
+        cs, sn = jax.lax.optimization_barrier(rj.cos_sin(CFG, pos))
+        scale = float(rr.attention_factor(CFG))
+        return _rotation(a, cs, sn, scale, CFG), _rotation(c, cs, sn, scale, CFG)
+
     def table(a, c):
         return table_rope(a, c, cos, sin)
 
@@ -108,12 +117,14 @@ def run_shape(shape, repeats):
         "f32 table": jax.jit(table),
         "rrope_jax": jax.jit(ours),
         "rrope_jax qk": jax.jit(ours_qk),
+        "rrope_jax qk, phases apart": jax.jit(ours_apart),
     }
     bwd = {
         "copy (floor)": jax.jit(lambda a, c, ga, gc: (-a, -c, -ga, -gc)),
         "f32 table": vjp_of(table),
         "rrope_jax": vjp_of(ours),
         "rrope_jax qk": vjp_of(ours_qk),
+        "rrope_jax qk, phases apart": vjp_of(ours_apart),
     }
     rows = {n: [timed(fwd[n], (q, k), repeats), timed(bwd[n], (q, k, gq, gk), repeats)] for n in fwd}
     return rows, 2 * (q.size + k.size) * q.dtype.itemsize  # forward: q and k read and written once

@@ -2,9 +2,11 @@
 
     python bench/rope_kernels.py            # needs CUDA; Liger is optional (pip install liger-kernel)
 
-Prints, per bf16 shape (B, Hq, Hk, S, D): median time (triton.testing.do_bench), percent of the
-copy floor (time of copying q and k / time of the method: same bytes moved), forward and
-forward+backward; then the max |cos|/|sin| error against float64 truth at large positions for a
+Prints, per bf16 shape (B, Hq, Hk, S, D): the time of each method (triton.testing.do_bench's
+median, repeated ``--repeats`` times round-robin over the methods: median and min-max of the
+repeats), percent of the copy floor (time of copying q and k / time of the method: same bytes
+moved), forward and forward+backward; ``--profile`` adds torch.profiler's host and CUDA time per op
+of our forward+backward; then the max |cos|/|sin| error against float64 truth at large positions for a
 float32 cos/sin table (HF, vLLM, flash-attn, Liger all consume one) and for ours.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 
 import numpy as np
@@ -50,7 +53,7 @@ def bench(fn, quantiles=(0.5,)):
     return do_bench(fn, warmup=25, rep=200, quantiles=list(quantiles))
 
 
-def run_shape(shape, liger):
+def run_shape(shape, liger, repeats=3, profile=False):
     b, hq, hk, s, d = shape
     dev, dt = "cuda", torch.bfloat16
     q = torch.randn(b, hq, s, d, device=dev, dtype=dt)
@@ -70,9 +73,10 @@ def run_shape(shape, liger):
     }
     if liger is not None:
         methods["Liger"] = lambda: liger(q, k, cos, sin)
-    rows = {}
-    for name, fn in methods.items():
-        rows[name] = [bench(fn)]
+    rows = {name: [[], []] for name in methods}
+    for _ in range(repeats):  # round-robin over methods: drift during the run hits every method
+        for name, fn in methods.items():
+            rows[name][0].append(bench(fn))
     # forward + backward
     qg, kg = q.detach().requires_grad_(True), k.detach().requires_grad_(True)
     gq, gk = torch.randn_like(q), torch.randn_like(k)
@@ -92,10 +96,27 @@ def run_shape(shape, liger):
     }
     if liger is not None:
         fwd_bwd["Liger"] = fb(lambda a, c: liger(a, c, cos, sin))
-    for name, fn in fwd_bwd.items():
-        rows[name].append(bench(fn))
+    for _ in range(repeats):
+        for name, fn in fwd_bwd.items():
+            rows[name][1].append(bench(fn))
+    if profile:
+        _profile(shape, fwd_bwd["ours (triton)"])
     nbytes = 2 * (q.numel() + k.numel()) * q.element_size()
     return rows, nbytes
+
+
+def _profile(shape, fn, calls=20):
+    """torch.profiler over ``calls`` of ``fn``: host (CPU) against device (CUDA) time per op."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    print(f"# profile of ours (triton) forward+backward at {shape}, {calls} calls")
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=12))
 
 
 def phase_errors():
@@ -146,10 +167,24 @@ def _sweep_shape(shape):
     print(f"# sweep {shape}: default {100 * floor / default:.0f}%; best {best}")
 
 
+def _spread(times) -> str:
+    return f"{statistics.median(times):.4f} ({min(times):.4f}-{max(times):.4f})"
+
+
+def _pct(floor: float, times) -> str:
+    return (
+        f"{100 * floor / statistics.median(times):.0f}% ({100 * floor / max(times):.0f}-{100 * floor / min(times):.0f})"
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="all", help="'all' or indices into the shape list, e.g. 0,3")
     parser.add_argument("--sweep", action="store_true", help="also sweep the kernel's launch parameters")
+    parser.add_argument("--repeats", type=int, default=3, help="do_bench runs per figure (median, min-max shown)")
+    parser.add_argument(
+        "--profile", action="store_true", help="torch.profiler table (host vs CUDA time) of ours' forward+backward"
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("bench/rope_kernels.py needs a CUDA device")
@@ -162,18 +197,23 @@ def main(argv=None):
     if args.sweep:
         sweep(shapes)
     print(f"# {torch.cuda.get_device_name()}  torch {torch.__version__}  config {CFG!r}")
+    print(f"# {args.repeats} repeats of do_bench per figure: median (min-max); % floor: median floor / median time,")
+    print("# in brackets median floor / slowest and / fastest repeat")
     print("| shape (B,Hq,Hk,S,D) | method | fwd ms | fwd % floor | fwd+bwd ms | fwd+bwd % floor |")
     print("|---|---|---|---|---|---|")
     for shape in shapes:
-        rows, nbytes = run_shape(shape, liger)
-        floor_f, floor_b = rows["copy (floor)"]
+        rows, nbytes = run_shape(shape, liger, args.repeats, args.profile)
+        floor_f, floor_b = (statistics.median(t) for t in rows["copy (floor)"])
         for name, (f, fb_) in rows.items():
-            extra = f" ({nbytes / (f * 1e-3) / 1e12:.2f} TB/s)" if name == "copy (floor)" else ""
+            fm = statistics.median(f)
+            extra = f" ({nbytes / (fm * 1e-3) / 1e12:.2f} TB/s)" if name == "copy (floor)" else ""
             print(
-                f"| {shape} | {name}{extra} | {f:.4f} | {100 * floor_f / f:.0f}% | {fb_:.4f} | {100 * floor_b / fb_:.0f}% |"
+                f"| {shape} | {name}{extra} | {_spread(f)} | {_pct(floor_f, f)} | {_spread(fb_)} | {_pct(floor_b, fb_)} |"
             )
-        ours = rows["ours (triton)"][0]
-        ratios = [f"{rows[n][0] / ours:.2f}x vs {n}" for n in ("torch.compile(HF)", "Liger") if n in rows]
+        ours = statistics.median(rows["ours (triton)"][0])
+        ratios = [
+            f"{statistics.median(rows[n][0]) / ours:.2f}x vs {n}" for n in ("torch.compile(HF)", "Liger") if n in rows
+        ]
         print(f"|  | speed-up (fwd) | {', '.join(ratios)} | | | |")
     print()
     print("| position | float32 table max error | ours max error |")
