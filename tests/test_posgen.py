@@ -437,6 +437,15 @@ def test_merge_directories_from_two_machines(tmp_path, capsys):
     summary = json.loads((merged / "summary.json").read_text())
     assert [g["seeds"] for g in summary["groups"]] == [[0, 1], [0, 1]]
     assert "--merge" in summary["command"] and (merged / "accuracy_by_position.png").exists() == HAS_MATPLOTLIB
+    # the merged directory holds the runs (byte copies): it merges again, into itself or elsewhere
+    copied = sorted(p.name for p in (merged / "runs").glob("*.json"))
+    assert copied == sorted(p.name for d in (a, b) for p in (d / "runs").glob("*.json")) and len(copied) == 4
+    assert (merged / "runs" / copied[0]).read_bytes() == next(
+        (d / "runs" / copied[0]).read_bytes() for d in (a, b) if (d / "runs" / copied[0]).exists()
+    )
+    assert main(["posgen", "--merge", str(merged), "--out", str(tmp_path / "again")]) == 0
+    assert main(["posgen", "--merge", str(a), "--out", str(merged)]) == 2  # holds runs, not merged
+    assert "--out=" in capsys.readouterr().err
     c = tmp_path / "c"
     assert _posgen(*common, "--out", str(c), "--base", "500") == 0
     assert main(["posgen", "--merge", str(a), str(c), "--out", str(tmp_path / "bad")]) == 2

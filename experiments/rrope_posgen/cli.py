@@ -532,14 +532,36 @@ def _table(summary: dict, out: Path) -> str:
 
 
 def merge_runs(args: argparse.Namespace, prog: str, load_runs, write_reports, table) -> int:
-    """``rrope <prog> --merge DIR... --out OUT`` (PosGen's and rrope_lm_tstl's): reports of the runs of
-    every DIR written into OUT; trains nothing."""
+    """``rrope <prog> --merge DIR... --out OUT`` (PosGen's and rrope_lm_tstl's): the run JSONs of every
+    DIR copied into ``OUT/runs`` (the first DIR's copy of a duplicate run wins, as in the summary) and
+    reports of them written into OUT, which is then a results directory like the others (it can be
+    merged or resumed); trains nothing. OUT is one of the DIRs (reports rebuilt in place) or holds no
+    runs yet."""
     runs = load_runs(args.merge)
+    _copy_runs(args.merge, args.out)
     command = f"rrope {prog} --merge " + " ".join(str(d) for d in args.merge) + f" --out {args.out}"
     summary = write_reports(runs, args.out, command)
     print(f"rrope {prog}: merged {len(runs)} runs from {len(args.merge)} directories")
     print(table(summary, args.out))
     return 0
+
+
+def _copy_runs(dirs: list[Path], out: Path) -> None:
+    """Copy ``<dir>/runs/*.json`` into ``out/runs`` (atomically, first directory first), unless ``out``
+    is one of ``dirs``. Refuses an ``out`` that already holds runs of its own."""
+    out = Path(out)
+    if any(out.resolve() == Path(d).resolve() for d in dirs):
+        return
+    if any((out / "runs").glob("*.json")):
+        raise bad("--out", str(out), "must be one of the merged directories or hold no runs yet", RopeInputError)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    for d in dirs:
+        for f in sorted((Path(d) / "runs").glob("*.json")):
+            dest = out / "runs" / f.name
+            if not dest.exists():
+                tmp = dest.with_name(dest.name + ".tmp")
+                tmp.write_bytes(f.read_bytes())
+                tmp.replace(dest)
 
 
 def _merge(args: argparse.Namespace) -> int:
