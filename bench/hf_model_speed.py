@@ -2,7 +2,7 @@
 (a) transformers' own rope table, (b) our exact phases through the integration, (c) our fused
 kernel on q and k.
 
-    PYTHONPATH=.:backends python bench/hf_model_speed.py                 # CUDA, ~150M parameters
+    PYTHONPATH=.:backends python bench/hf_model_speed.py                 # CUDA, ~200M parameters
     PYTHONPATH=.:backends python bench/hf_model_speed.py --tiny --device cpu --steps 2 --repeats 1
 
 (a) ``LlamaRotaryEmbedding``'s float32 ``cos/sin(m * inv_freq)`` table; (b)
@@ -13,7 +13,9 @@ kernel on CUDA, computing the phases inside it). Prints, per variant, tokens per
 training step (forward, backward, AdamW) and of cached generation, as the median and min-max of
 ``--repeats`` timed loops in one run, the ratio to (a), and the max |logit - (a)'s logit| on one
 batch at small positions (a sanity check: the variants compute the same function up to float32
-table rounding). Inductor's fusions: rerun with ``TORCH_LOGS=output_code``.
+table rounding), and the number of graphs Inductor ran without CUDA graphs during generation (its
+``cudagraph_skips`` counter; the reason: ``TORCH_LOGS=perf_hints``). Inductor's fusions: rerun with
+``TORCH_LOGS=output_code``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import statistics
 import time
 
 import torch
+from torch._dynamo.utils import counters
 from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.models.llama import modeling_llama
 
@@ -143,7 +146,7 @@ def main(argv=None) -> None:
         model.generate(prompt, **kwargs)
 
     state = {k: v.clone() for k, v in model.state_dict().items()}  # every variant trains from the same weights
-    rows, logits = {}, {}
+    rows, logits, skips = {}, {}, {}
     for name in VARIANTS:
         model.load_state_dict(state)
         opt.state.clear()
@@ -153,9 +156,11 @@ def main(argv=None) -> None:
             torch._dynamo.reset()
             train_step()  # compile + warm-up
             train = [args.batch * args.seq / loop_time(train_step, args.steps, device) for _ in range(args.repeats)]
+            counters["inductor"]["cudagraph_skips"] = 0
             with torch.no_grad():
                 generate()
                 decode = [args.batch * args.new_tokens / loop_time(generate, 1, device) for _ in range(args.repeats)]
+            skips[name] = counters["inductor"]["cudagraph_skips"]
         rows[name] = (train, decode)
     name0 = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     print(f"# {name0}  torch {torch.__version__}  {n_params / 1e6:.1f}M parameters  {dtype}  config {cfg!r}")
@@ -163,16 +168,17 @@ def main(argv=None) -> None:
           f"batch {args.batch}, prompt {args.prompt}, {args.new_tokens} new tokens; {args.repeats} repeats; "
           f"compile {not args.no_compile}")  # fmt: skip
     print(
-        "| variant | train tok/s median (min-max) | vs hf table | generate tok/s median (min-max) | vs hf table | max abs logit diff vs hf |"
+        "| variant | train tok/s median (min-max) | vs hf table | generate tok/s median (min-max) | vs hf table "
+        "| cudagraph skips in generate | max abs logit diff vs hf |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     base_t, base_g = (statistics.median(v) for v in rows["hf table"])
     for name, (train, decode) in rows.items():
         t, g = statistics.median(train), statistics.median(decode)
         diff = (logits[name] - logits["hf table"]).abs().max().item()
         print(
             f"| {name} | {t:.0f} ({min(train):.0f}-{max(train):.0f}) | {t / base_t:.3f} "
-            f"| {g:.0f} ({min(decode):.0f}-{max(decode):.0f}) | {g / base_g:.3f} | {diff:.3g} |"
+            f"| {g:.0f} ({min(decode):.0f}-{max(decode):.0f}) | {g / base_g:.3f} | {skips[name]} | {diff:.3g} |"
         )
 
 
