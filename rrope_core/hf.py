@@ -11,12 +11,11 @@ first, then the rope block's, then ``max_position_embeddings``.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 
 from ._checks import positive_int
 from .config import RopeConfig
-from .errors import RopeWarning, bad
+from .errors import bad, warn
 from .scaling import NTK, DynamicNTK, Linear, Llama3, LongRoPE, YaRN
 
 __all__ = ["config_from_hf", "config_to_hf", "HF_ROPE_TYPES", "ROPE_KEYS", "CONFIG_KEYS", "unknown_keys"]
@@ -81,11 +80,9 @@ def _rope_block(block: Mapping) -> dict:
     params = block.get("rope_parameters")
     scaling = block.get("rope_scaling")
     if params and scaling and isinstance(params, Mapping) and dict(params) != dict(scaling):
-        warnings.warn(  # transformers' convert_rope_params_to_dict: `rope_scaling or rope_parameters`
+        warn(  # transformers' convert_rope_params_to_dict: `rope_scaling or rope_parameters`
             f"both rope_scaling={dict(scaling)!r} and rope_parameters={dict(params)!r} are given: rope_scaling is "
-            "used, as transformers does; delete the one you do not mean",
-            RopeWarning,
-            stacklevel=3,
+            "used, as transformers does; delete the one you do not mean"
         )
     if isinstance(params, Mapping) and not scaling:  # transformers: a non-empty rope_scaling wins
         nested = params and "rope_type" not in params and "rope_theta" not in params
@@ -141,11 +138,9 @@ def config_from_hf(block) -> RopeConfig:
         raise bad("rope_type", rope_type, f"must be one of {HF_ROPE_TYPES}")
     unknown = unknown_keys(rope_type, rope, ignore=CONFIG_KEYS)  # a bare rope block may carry the top-level ones
     if unknown:
-        warnings.warn(
+        warn(
             f"rope block of rope_type={rope_type!r} has keys it does not read: {unknown} "
-            f"(it reads {sorted(set(_COMMON_KEYS) | set(ROPE_KEYS[_base_type(rope_type)]))})",
-            RopeWarning,
-            stacklevel=3,
+            f"(it reads {sorted(set(_COMMON_KEYS) | set(ROPE_KEYS[_base_type(rope_type)]))})"
         )
     resonance = rope_type.startswith("resonance")
     kind = _base_type(rope_type)

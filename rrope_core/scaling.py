@@ -9,13 +9,12 @@ Where other implementations disagree, docs/spec.md says so.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._checks import boolean, optional_real, positive_int, real, real_tuple
-from .errors import RopeWarning, bad
+from .errors import bad, warn
 
 __all__ = ["Scaling", "Linear", "NTK", "DynamicNTK", "YaRN", "Llama3", "LongRoPE", "default_inv_freq"]
 
@@ -173,11 +172,9 @@ class YaRN(Scaling):
         s(self, "beta_fast", real("YaRN.beta_fast", beta_fast, min_value=0.0, strict=True))
         s(self, "beta_slow", real("YaRN.beta_slow", beta_slow, min_value=0.0, strict=True))
         if self.beta_fast < self.beta_slow:  # transformers logs the same; the ramp then runs backwards
-            warnings.warn(
+            warn(
                 f"YaRN.beta_fast={self.beta_fast} < beta_slow={self.beta_slow}: beta_fast should be the larger "
-                "(rotations per original context of the pairs left unscaled)",
-                RopeWarning,
-                stacklevel=3,
+                "(rotations per original context of the pairs left unscaled)"
             )
         s(
             self,

@@ -174,3 +174,31 @@ def test_resonance_accepts_int64_positions_beyond_2_53():
     cfg = rr.RopeConfig(head_dim=8, resonance=True)
     cos, sin = rr.cos_sin(cfg, np.array([2**62]))
     assert np.all(np.isfinite(cos)) and np.all(np.abs(cos**2 + sin**2 - 1) < 4e-16)
+
+
+def test_warnings_point_at_the_callers_line_on_every_path():
+    """RopeWarning is attributed to the first frame outside rrope_core (errors.warn), whichever public
+    function the user called: the reported file is this test file."""
+    import warnings
+
+    from rrope_core.errors import RopeWarning
+    from rrope_core.hf import config_from_hf
+
+    both = {"rope_scaling": {"rope_type": "linear", "factor": 2.0}, "rope_parameters": {"rope_type": "default"}}
+    unknown = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "beta_fsat": 2.0}
+    backwards = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "beta_fast": 1.0,
+                 "beta_slow": 2.0}  # fmt: skip
+    calls = [
+        lambda: rr.RopeConfig.from_hf({**both, "head_dim": 8}),
+        lambda: config_from_hf({**both, "head_dim": 8}),
+        lambda: rr.RopeConfig.from_hf({"rope_scaling": unknown, "head_dim": 8}),
+        lambda: config_from_hf({"rope_scaling": unknown, "head_dim": 8}),
+        lambda: config_from_hf({"rope_scaling": backwards, "head_dim": 8}),
+        lambda: rr.YaRN(4.0, 64, beta_fast=1.0, beta_slow=2.0),
+    ]
+    for call in calls:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        (w,) = [w for w in caught if issubclass(w.category, RopeWarning)]
+        assert w.filename == __file__, (w.filename, w.lineno, str(w.message))
