@@ -706,3 +706,200 @@ def test_config_from_hf_reads_an_object_with_to_dict():
             return {"head_dim": 8, "rope_theta": 20.0}
 
     assert rr.RopeConfig.from_hf(Config()) == rr.RopeConfig(head_dim=8, base=20.0)
+
+
+def test_an_empty_rope_parameters_block_is_the_default_block():
+    """``rope_parameters: {}`` is no scaling; rope_theta then comes from the top level."""
+    # kills rrope_core.hf.x__rope_block__mutmut_29 (`params and A or B`), _30 (`params or ...`) and _37
+    # (`nested or all(...)`): each makes {} look per-layer (all() of no values is True) and raise.
+    # Expected by hand: no rope type -> "default", no scaling; base = the top-level rope_theta.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = rr.RopeConfig.from_hf({"head_dim": 8, "rope_theta": 500000.0, "rope_parameters": {}})
+    assert cfg == rr.RopeConfig(head_dim=8, base=500000.0)
+
+
+@pytest.mark.parametrize("spelling", ["rope_type", "type"])
+def test_the_rope_scaling_type_wins_over_a_top_level_rope_type(spelling):
+    """A config with its own rope_scaling is not a bare rope block, even with a top-level rope_type."""
+    # kills rrope_core.hf.x__rope_block__mutmut_69, _70 ("rope_type" key renamed) with spelling
+    # "rope_type", and _72, _73 ("type" renamed) with "type": the mutants take the whole config as the
+    # block, so the top-level "default" would win and the scaling would be lost.
+    cfg = rr.RopeConfig.from_hf(
+        {"head_dim": 8, "rope_type": "default", "rope_scaling": {spelling: "linear", "factor": 2.0}}
+    )
+    assert cfg == rr.RopeConfig(head_dim=8, scaling=Linear(2.0))
+
+
+def test_dynamic_reads_its_original_length_from_the_rope_block_without_max_position_embeddings():
+    """Dynamic NTK: max_position_embeddings first, else the rope block's original_max_position_embeddings."""
+    # kills rrope_core.hf.x_config_from_hf__mutmut_145 (always max_position_embeddings, None here),
+    # _147, _148, _149 (another key read from the rope block): all four raise "is required" instead.
+    rope = {"type": "dynamic", "factor": 2.0, "original_max_position_embeddings": 32}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # original_max_position_embeddings is a CONFIG_KEY: no warning
+        assert rr.RopeConfig.from_hf({"head_dim": 8, "rope_scaling": rope}).scaling == DynamicNTK(2.0, 32)
+        both = {"head_dim": 8, "max_position_embeddings": 64, "rope_scaling": rope}
+        assert rr.RopeConfig.from_hf(both).scaling == DynamicNTK(2.0, 64)  # max_position_embeddings wins
+
+
+def test_a_bare_rope_block_with_config_keys_does_not_warn():
+    """A bare rope block (the whole config) carries head_dim etc.: those are not unknown rope keys."""
+    # kills rrope_core.hf.x_config_from_hf__mutmut_35 (`ignore=CONFIG_KEYS` dropped: it would warn
+    # about head_dim, hidden_size, max_position_embeddings and num_attention_heads)
+    block = {
+        "head_dim": 8,
+        "hidden_size": 32,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 64,
+        "rope_type": "linear",
+        "factor": 2.0,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert rr.RopeConfig.from_hf(block) == rr.RopeConfig(head_dim=8, scaling=Linear(2.0))
+
+
+def test_resonance_unknown_keys_warning_names_what_the_default_type_reads():
+    """rope_type "resonance" is the default type: its warning lists the common keys only."""
+    # kills rrope_core.hf.x__base_type__mutmut_1, _3, _4, _6, _7 ("resonance" no longer mapped to
+    # "default"): the warning's ROPE_KEYS[_base_type("resonance")] then raises KeyError.
+    with pytest.warns(rr.RopeWarning) as record:
+        cfg = rr.RopeConfig.from_hf({"head_dim": 8, "rope_scaling": {"rope_type": "resonance", "factor": 2.0}})
+    assert cfg == rr.RopeConfig(head_dim=8, resonance=True)
+    assert [str(w.message) for w in record] == [
+        "rope block of rope_type='resonance' has keys it does not read: ['factor'] "
+        "(it reads ['partial_rotary_factor', 'rope_theta', 'rope_type', 'type'])"
+    ]
+
+
+def test_unknown_keys_of_a_type_it_does_not_know_are_all_but_the_common_keys():
+    """``unknown_keys`` (public, used by the torch backend) reads only the common keys for a type
+    outside ROPE_KEYS, rather than failing."""
+    # kills rrope_core.hf.x_unknown_keys__mutmut_7, _9 (ROPE_KEYS.get(t, None) / .get(t): set(None)
+    # raises TypeError). Expected by hand: {rope_type, rope_theta, factor, beta} - common - ignore.
+    rope = {"rope_type": "bogus", "rope_theta": 1.0, "factor": 2.0, "beta": 1.0}
+    assert hf.unknown_keys("bogus", rope) == ["beta", "factor"]
+    assert hf.unknown_keys("bogus", rope, ignore=("beta",)) == ["factor"]
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        # x__head_dim__mutmut_29, _33, _34: the field named for a bad num_attention_heads
+        (
+            {"hidden_size": 64, "num_attention_heads": -4},
+            "num_attention_heads=-4 is invalid: must be a positive integer",
+        ),
+        # x_config_from_hf__mutmut_102 (`bool and not int`: no check): "8" * 1.0 raises TypeError
+        ({"head_dim": "8"}, "head_dim='8' is invalid: must be a positive integer"),
+        # x__rope_block__mutmut_31, _32: a block with a rope_type key is one block, not per-layer
+        (
+            {"head_dim": 8, "rope_parameters": {"rope_type": {"rope_type": "default"}}},
+            f"rope_type={{'rope_type': 'default'}} is invalid: must be one of {hf.HF_ROPE_TYPES}",
+        ),
+        # x__rope_block__mutmut_34, _35: a block with a rope_theta key is one block, not per-layer
+        (
+            {"head_dim": 8, "rope_parameters": {"rope_theta": {"full_attention": 1.0}}},
+            "base={'full_attention': 1.0} is invalid: must be a finite real number",
+        ),
+    ],
+)
+def test_config_from_hf_errors_of_heads_head_dim_and_one_block(block, message):
+    """More messages that name the field, the value received and what is allowed (errors.py)."""
+    with pytest.raises(rr.RopeConfigError) as info:
+        rr.RopeConfig.from_hf(block)
+    assert str(info.value) == message
+
+
+# --- analysis (feature gap) ---------------------------------------------------------------------
+
+analysis = importlib.import_module("rrope_core.analysis")
+
+
+def test_circular_distance_of_angles_more_than_a_turn_apart():
+    # kills rrope_core.analysis.x_circular_distance__mutmut_9 (mod 3*pi: |0 - 7| = 7 < 3*pi is not
+    # reduced, and min(7, 2*pi - 7) is negative). Expected by hand: 7 - 2*pi, exact in float64
+    # (Sterbenz: 2*pi/2 <= 7 <= 2*(2*pi)), and below pi, so it is the distance.
+    d = analysis.circular_distance(np.array([0.0, 7.0]), np.array([7.0, 0.0]))
+    assert d.tolist() == [7.0 - 2 * np.pi] * 2
+
+
+@pytest.mark.parametrize(
+    ("L", "a", "turns_a", "b", "turns_b"),
+    [(2, 1, 0, 1, 1), (3, 1, 0, 2, 1), (8, 7, 1, 6, 1), (26, 19, 3, 25, 4), (45, 44, 7, 25, 4), (200, 44, 7, 157, 25)],
+)
+def test_neighbours_of_zero_are_the_one_sided_best_approximations_of_two_pi(L, a, turns_a, b, turns_b):
+    """theta = 1 rad: the angle of n is n mod 2*pi. The n in [1, L) just after 0 (a) and just before
+    it (b) are the one-sided best approximations n/k of 2*pi: convergents 6/1, 19/3, 25/4, 44/7 and
+    the intermediate fractions 7/1, 13/2, 69/11, 113/18, 157/25 (2*pi = [6; 3, 1, 1, 7, ...])."""
+    # kills rrope_core.analysis.x__move__* mutants that stop Euclid's algorithm at another n or arc
+    # (listed in docs/mutation.md); feature_gap hides them: a wrong plan falls back to the brute force.
+    got_a, got_b, arc_a, arc_b = analysis._neighbours_of_zero(analysis._rope_phi(1.0), L)
+    assert (got_a, got_b) == (a, b)
+    # arcs: a - turns_a*2*pi and turns_b*2*pi - b, from reduce_phase (<= 2 ulp(pi) = 8.9e-16), then
+    # mod 2*pi and 2*pi(float64) - angle (float64 2*pi off by < 2.5e-16, each rounding < 4.5e-16)
+    assert abs(arc_a - float(a - turns_a * TWO_PI)) <= 2e-15
+    assert abs(arc_b - float(turns_b * TWO_PI - b)) <= 2e-15
+
+
+def _gap_by_the_definition(cfg, train_len, test_len):
+    """max over OOD m of min over every seen n of the circular distance (no sorting, no search)."""
+    phi = rr.phases(cfg, np.arange(test_len))
+    seen, ood = phi[:train_len], phi[train_len:]
+    return np.array([max(rr.circular_distance(o, seen[:, i]).min() for o in ood[:, i]) for i in range(cfg.n_pairs)])
+
+
+@pytest.mark.parametrize(("train_len", "test_len"), [(3, 5), (65537, 65538)])
+def test_gap_of_a_pair_whose_seen_angles_are_too_close_is_the_brute_force(train_len, test_len):
+    """base 1e30, head_dim 4: pair 1 turns 1e-15 rad a position, below _MIN_ARC, so _brute_gap serves it."""
+    # kills rrope_core.analysis.x__brute_gap__mutmut_53 (left neighbour at idx - 2: for L = 3, T = 5
+    # the OOD angles 3e-15 and 4e-15 are nearest the seen 2e-15, giving 1e-15 and 2e-15, gap 2e-15;
+    # the mutant measures from 1e-15: gap 3e-15) and _16 (the seen table's second chunk, L > 2**16,
+    # filled from position 0: a shape error)
+    cfg = rr.RopeConfig(head_dim=4, base=1e30)
+    assert rr.inv_freq(cfg)[1] == 1e-15
+    gap = rr.feature_gap(cfg, train_len, test_len)
+    np.testing.assert_array_equal(gap, _gap_by_the_definition(cfg, train_len, test_len))
+    want = (test_len - train_len) * 1e-15  # the last OOD angle's distance to (L - 1)*1e-15
+    assert abs(gap[1] - want) <= 1e-3 * want  # rounding of m*theta only: far below the mutant's 1e-15 step
+
+
+def test_gap_when_an_arc_kind_has_exactly_one_search_step_of_starts():
+    """head_dim 2 (theta = 1 rad), L = 66246, T = L + 1: the neighbours of 0 are a = 710 (710 - 113*2*pi
+    = 6.0e-5) and b = 65653, so the first arc kind has L - a = 65536 = block * _CHUNK starts (block =
+    T - L = 1): the k search is exactly one step."""
+    # kills rrope_core.analysis.x__pair_gap__mutmut_65 (range stop k2 + 2: one more, empty, step whose
+    # max() raises)
+    cfg = rr.RopeConfig(head_dim=2)
+    L = 66246
+    a, b, _, _ = analysis._neighbours_of_zero(analysis._rope_phi(1.0), L)
+    assert (a, b, L - a) == (710, 65653, analysis._CHUNK)
+    np.testing.assert_array_equal(rr.feature_gap(cfg, L, L + 1), _gap_by_the_definition(cfg, L, L + 1))
+
+
+def test_neighbours_of_zero_when_the_rounded_ratio_overshoots():
+    """theta = float64(2*pi/11), L = 12: b walks to 10 (arc 2*pi - 10*theta, ~theta), then arc_a = theta
+    exceeds it by 3e-16, so a tries 1 + 1*10 = 11, whose angle 11*theta is 2*pi within rounding: it
+    lands on the far side of 0 (turn 6.283185307179586 >= arc_a), the overshoot. j drops to 0 and the
+    plan is (1, 10, 0.0, arc_b): arc 0 marks a seen angle within rounding of 0 (brute force)."""
+    # kills rrope_core.analysis.x__move__mutmut_24 (j += 1: tries position 21 >= L) and _26 (returns
+    # arc 1.0 instead of 0.0); _23 (j = 1) loops for ever here (a timeout)
+    theta = 2 * np.pi / 11
+    a, b, arc_a, arc_b = analysis._neighbours_of_zero(analysis._rope_phi(theta), 12)
+    assert (a, b, arc_a) == (1, 10, 0.0)
+    assert abs(arc_b - float(TWO_PI - 10 * Fraction(theta))) <= 2e-15  # as the bound above
+
+
+@pytest.mark.parametrize(("train_len", "test_len"), [(7, 8), (10, 11)])
+def test_gap_of_theta_one_for_short_lengths(train_len, test_len):
+    """theta = 1 rad. L = 7, T = 8: the OOD angle 7 - 2*pi = 0.717 lies between the seen 0 and 1, nearer
+    1: gap 1 - (7 - 2*pi) = 2*pi - 6. L = 10, T = 11: 10 - 2*pi = 3.717 lies between the seen 3 and
+    4, nearer 4: gap 4 - (10 - 2*pi) = 2*pi - 6 again; bit for bit as the definition measures it."""
+    # kills rrope_core.analysis.x__pair_gap__mutmut_11 (first arc kind's starts from 1: misses the arc
+    # after 0, gap 0.0 for L = 7) and _12 (starts up to L + a: an arc that is not one, for L = 10 the
+    # gap 0.2831853071795867 instead of 0.28318530717958623)
+    cfg = rr.RopeConfig(head_dim=2)
+    gap = rr.feature_gap(cfg, train_len, test_len)
+    np.testing.assert_array_equal(gap, _gap_by_the_definition(cfg, train_len, test_len))
+    assert abs(gap[0] - float(TWO_PI - 6)) <= 4e-15  # two phases of <= 2 ulp(pi) error, and the subtraction
