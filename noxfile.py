@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import sys
+import textwrap
 
 import nox
 
@@ -120,6 +122,116 @@ def mutation(session: nox.Session) -> None:
     if not os.path.lexists("mutants/rrope_conformance"):
         os.symlink("conformance", "mutants/rrope_conformance")
     # PYTHONPATH: the tests' child processes (python -c, python -m rrope_core.cli) import the copy too.
-    env = {"PYTHONPATH": os.path.abspath("mutants"), "HYPOTHESIS_PROFILE": "ci"}
+    # experiments/: tests/test_posgen_attribution.py imports rrope_posgen (NumPy only) without torch.
+    path = os.pathsep.join(os.path.abspath(p) for p in ("mutants", "experiments"))
+    env = {"PYTHONPATH": path, "HYPOTHESIS_PROFILE": "ci"}
     session.run("mutmut", "run", *session.posargs, env=env)
     session.run("mutmut", "results", env=env)
+
+
+#: Per backend: the modules mutation_backend mutates (rotation, phases, kernels), the test files
+#: besides conformance/ that it runs, what mutmut's fork server imports before forking a worker, and
+#: extra pytest arguments. torch: tests of torch.compile(fullgraph=True) fail under mutmut (Dynamo
+#: cannot trace its trampolines: the unmutated run fails too), so they are deselected there.
+MUTATION_BACKENDS = {
+    "jax": (["rotation.py", "phases.py"], ["test_jax.py"], ["jax", "jax.numpy"], []),
+    # triton_kernel.py: mutmut skips decorated functions, so the @triton.jit kernels themselves are
+    # not mutated; its launch helpers are (the interpreter test runs the kernel's logic on CPU).
+    "torch": (
+        ["rotation.py", "phases.py", "constants.py", "fused.py", "triton_kernel.py"],
+        ["test_torch.py", "test_torch_triton.py"],
+        ["torch"],
+        ["-k", "not torch_compile"],
+    ),
+    "tensorflow": (["rotation.py", "phases.py", "frequencies.py"], ["test_tensorflow.py"], ["tensorflow"], []),
+    "mlx": (["rotation.py", "phases.py", "fast.py"], ["test_mlx.py"], ["mlx.core"], []),
+}
+
+#: The workspace's conftest.py. mutmut's stats run (one process, every test) learns which tests
+#: reach each function from its trampolines, which run only when Python code runs: a jax.jit /
+#: torch.compile cache filled by an earlier test would hide that a later test reaches the function,
+#: and mutmut would not run that test against its mutants. So the stats run clears those caches
+#: before each test. Mutant runs need nothing: each is a fresh process forked from a server that
+#: has only imported modules (forkserver, warmup "import"), so every trace runs the mutant's code.
+_MUTATION_CONFTEST = """\
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fresh_traces_for_mutmut_stats():
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+        import sys
+
+        if "jax" in sys.modules:
+            sys.modules["jax"].clear_caches()
+        if "torch" in sys.modules and hasattr(sys.modules["torch"], "_dynamo"):
+            sys.modules["torch"]._dynamo.reset()
+        for name in ("rrope_jax.phases", "rrope_torch.constants", "rrope_torch.triton_kernel"):
+            module = sys.modules.get(name)
+            for attr in ("constants", "_host", "_launch_params"):
+                fn = getattr(module, attr, None)
+                if hasattr(fn, "cache_clear"):
+                    fn.cache_clear()
+    yield
+"""
+
+
+@nox.session
+@nox.parametrize("backend", list(MUTATION_BACKENDS))
+def mutation_backend(session: nox.Session, backend: str) -> None:
+    """Mutation testing of one backend's rotation, phases and kernel modules against conformance/
+    plus that backend's tests (opt-in, slow: docs/mutation.md). ``-- "rrope_jax.phases*"`` picks
+    mutants; the workspace (.nox/<session>/tmp/ws) keeps mutmut's results between runs. torch's
+    Triton kernel runs on CPU in test_torch_triton.py's interpreter test (it sets TRITON_INTERPRET=1
+    for its child process; mutmut's MUTANT_UNDER_TEST reaches that child through the environment).
+    """
+    modules, tests_files, preload, pytest_args = MUTATION_BACKENDS[backend]
+    session.install(*FRAMEWORK[backend], "numpy", "pytest", "hypothesis", "mutmut==3.8.1")
+    pkg = f"rrope_{backend}"
+    ws = os.path.join(session.create_tmp(), "ws")
+    os.makedirs(os.path.join(ws, "tests", "backends"), exist_ok=True)
+    # The backend flattened to the top level (import rrope_<backend> from mutants/), the reference
+    # and the suite beside it; the package itself is never installed (it would shadow mutants/).
+    for src, dst in (("rrope_core", "rrope_core"), (f"backends/{pkg}", pkg), ("conformance", "conformance")):
+        shutil.copytree(src, os.path.join(ws, dst), dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ["__init__.py", "conftest.py", *tests_files]:
+        shutil.copy2(os.path.join("tests", "backends", name), os.path.join(ws, "tests", "backends", name))
+    shutil.copy2(os.path.join("tests", "conftest.py"), os.path.join(ws, "tests", "conftest.py"))
+    with open(os.path.join(ws, "conftest.py"), "w") as f:
+        f.write(_MUTATION_CONFTEST)
+    with open(os.path.join(ws, "preload.txt"), "w") as f:
+        f.write("\n".join(["numpy", "hypothesis", *preload, "rrope_core"]) + "\n")
+    only = ", ".join(f'"{pkg}/{m}"' for m in modules)
+    tests = ", ".join(f'"tests/backends/{t}"' for t in tests_files)
+    extra = "".join(f', "{a}"' for a in pytest_args)
+    with open(os.path.join(ws, "pyproject.toml"), "w") as f:
+        f.write(
+            textwrap.dedent(f"""\
+            [tool.mutmut]
+            source_paths = ["{pkg}"]
+            only_mutate = [{only}]
+            also_copy = ["rrope_core", "conformance", "conftest.py"]
+            pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"{extra}]
+            pytest_add_cli_args_test_selection = ["conformance", {tests}]
+            # A fresh process per mutant from a server that imported modules and traced nothing: no
+            # jit / tf.function / torch.compile cache of the unmutated code is inherited.
+            process_isolation = "forkserver"
+            forkserver_warmup = "import"
+            preload_modules_file = "preload.txt"
+            """)
+        )
+    os.makedirs(os.path.join(ws, "mutants"), exist_ok=True)
+    if not os.path.lexists(os.path.join(ws, "mutants", "rrope_conformance")):
+        os.symlink("conformance", os.path.join(ws, "mutants", "rrope_conformance"))
+    env = {
+        "RROPE_BACKEND": backend,
+        "HYPOTHESIS_PROFILE": "ci",
+        "PYTHONPATH": os.path.join(os.path.abspath(ws), "mutants"),
+        "JAX_PLATFORMS": "cpu",
+    }
+    args = session.posargs or []
+    with session.chdir(ws):
+        session.run("mutmut", "run", *args, env=env)
+        session.run("mutmut", "results", env=env)

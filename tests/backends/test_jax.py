@@ -116,3 +116,95 @@ def test_apply_rotary_qk_matches_the_reference_for_both(cfg):
         assert out.shape == x.shape and np.all(np.abs(np.asarray(out, np.float64) - ref) <= tol)
     with pytest.raises(rr.RopeInputError, match=r"k\.shape"):
         rj.apply_rotary_qk(jnp.asarray(q), jnp.asarray(k[..., :8]), positions, cfg)
+
+
+# Mutation testing (nox -s "mutation_backend(backend='jax')"): each test below names the surviving
+# mutants of rrope_jax.rotation it kills.
+
+
+def test_inv_freq_is_float32_without_a_dtype_warning():
+    """Kills x_inv_freq__mutmut_11 (float64 always requested: JAX warns and gives float32)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = rj.inv_freq(CFG)
+    if rj.MAX_POSITION <= 2**31:
+        assert f.dtype == jnp.float32
+    # rr.inv_freq is float64; one rounding to float32: relative error <= eps32/2.
+    want = rr.inv_freq(CFG)
+    assert np.all(np.abs(np.asarray(f, np.float64) - want) <= 0.5 * np.finfo(np.float32).eps * want)
+
+
+def test_inv_freq_and_phases_with_x64_in_a_child_process():
+    """Kills x_inv_freq__mutmut_10 (float32 even with jax_enable_x64). x64 is read at import, so it
+    runs in a child with JAX_ENABLE_X64=1: float64 frequencies, int64 positions past 2**31. The
+    same call here (x64 off) gives float32; it also lets mutmut see that this test reaches inv_freq
+    (its stats come from this process, not the child)."""
+    import os
+    import subprocess
+    import sys
+
+    if rj.MAX_POSITION > 2**31:
+        pytest.skip("jax_enable_x64 is on here already")
+    assert rj.inv_freq(rr.RopeConfig(head_dim=16)).dtype == jnp.float32
+
+    script = (
+        "import numpy as np, jax.numpy as jnp, rrope_core as rr, rrope_jax as rj\n"
+        "cfg = rr.RopeConfig(head_dim=16)\n"
+        "f = rj.inv_freq(cfg)\n"
+        "assert f.dtype == jnp.float64 and np.array_equal(np.asarray(f), rr.inv_freq(cfg)), f.dtype\n"
+        "x = np.random.default_rng(0).standard_normal((3, 16))\n"
+        "p = np.arange(3) + 2**40\n"
+        "out = np.asarray(rj.apply_rotary(jnp.asarray(x), jnp.asarray(p), cfg))\n"
+        "assert out.dtype == np.float64\n"
+        # float64 phases within ~1.5*pi*eps64 (module docstring's bound, for 64-bit words) and a
+        # rotation of |x| <= 5: 1e-12 is far above 5 * (2*pi + 4) * eps64 ~ 1.1e-14.
+        "assert np.abs(out - rr.apply_rotary(x, p, cfg)).max() <= 1e-12\n"
+        "print('x64 ok')\n"
+    )
+    env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "x64 ok" in res.stdout, res.stdout[-2000:] + res.stderr[-3000:]
+
+
+def test_checked_mode_on_host_positions():
+    """Checked positions mode on NumPy arrays and lists, host-side. Kills x_check_values__mutmut_11
+    (a list is not converted), _12 (nothing converted: no check), _13 (empty positions read),
+    _19, _21, _22 (the MAX_POSITION bound dropped: the error would be _positions' instead)."""
+    cfg = rr.RopeConfig(head_dim=8)
+    with rr.checked_positions():
+        cos, _ = rj.cos_sin(cfg, [0, 1, 2])
+        assert cos.shape == (3, 4)
+        with pytest.raises(rr.RopeInputError, match=r"<min -1>.*must be >= 0"):
+            rj.cos_sin(cfg, [-1, 2])
+        with pytest.raises(rr.RopeInputError, match=r"<min -1>.*must be >= 0"):
+            rj.cos_sin(cfg, np.array([-1, 2]))
+        assert rj.cos_sin(cfg, np.zeros(0, np.int64))[0].shape == (0, 4)
+        if rj.MAX_POSITION <= 2**31:
+            with pytest.raises(rr.RopeInputError, match=r"<max 2147483648>.*must be < 2147483648 on this backend"):
+                rj.cos_sin(cfg, np.array([0, 2**31]))
+
+
+def test_cos_sin_float_positions_name_the_dtype():
+    """Kills x_cos_sin__mutmut_4 (the dtype missing from the message)."""
+    with pytest.raises(rr.RopeInputError, match=r"positions\.dtype='float32'.*integer"):
+        rj.cos_sin(CFG, jnp.zeros(2))
+
+
+def test_apply_rotary_qk_names_q_and_follows_seq_len():
+    """Kills x_apply_rotary_qk__mutmut_5, _10, _11 (q's errors under another name) and _27, _34,
+    _35 (seq_len dropped, or max(positions) + 1 not used, for dynamic NTK)."""
+    cfg = rr.RopeConfig(head_dim=16, scaling=rr.DynamicNTK(2.0, 64))
+    q, k = _x((2, 4, 5, 16)), _x((2, 2, 5, 16), seed=1)
+    with pytest.raises(rr.RopeInputError, match=r"^q\.shape"):
+        rj.apply_rotary_qk(jnp.asarray(q[..., :8]), jnp.asarray(k), np.arange(5), cfg)
+    positions = np.arange(300, 305)  # past original_max 64: the frequencies depend on seq_len
+    for seq_len in (None, 4096):
+        oq, ok = rj.apply_rotary_qk(jnp.asarray(q), jnp.asarray(k), jnp.asarray(positions, jnp.int32), cfg, seq_len)
+        eff = rr.rotation.resolve_seq_len(cfg, seq_len, int(positions.max()))
+        a = rr.attention_factor(cfg, eff)
+        for x, out in ((q, oq), (k, ok)):
+            ref = rr.apply_rotary(x.astype(np.float64), positions, cfg, seq_len)
+            tol = rotation_tolerance(cfg, x.astype(np.float64), ref, positions, eff, "float32", a)
+            assert np.all(np.abs(np.asarray(out, np.float64) - ref) <= tol), seq_len

@@ -1,5 +1,6 @@
 """rrope_torch beyond the conformance suite: gradcheck, torch.compile, nn.Module, strided views, CUDA."""
 
+import math
 import subprocess
 import sys
 
@@ -169,3 +170,32 @@ def test_cuda_matches_reference_and_cpu(cfg, dtype):
     out = rt.apply_rotary(x.cuda(), pos.cuda(), cfg, seq_len=4096)
     assert out.device.type == "cuda" and out.dtype == dtype
     within_reference(out.cpu(), x, pos, cfg, 4096)
+
+
+def test_phases_are_centred_like_the_reference():
+    """Mutation testing (nox -s "mutation_backend(backend='torch')"): the re-centring of
+    rrope_torch.phases, which cos/sin alone cannot see. Kills x_phases__mutmut_28, _30 (resonance
+    residues centred to another range), _51, _62, _63, _64, _65 (the non-resonance re-centring),
+    _5, _66 (angles not in the compute dtype, as the docstring says they are).
+    Angles must lie in [-pi, pi], ``m = L/2`` is +pi (the reference's ``(-L/2, L/2]``), and at
+    negative positions they equal the reference's within 2*pi*eps32 + pi*eps32 (float64 angle
+    within ~1e-12, one float32 rounding of |angle| <= pi, the reference's own rounding)."""
+    from rrope_torch.phases import phases
+
+    eps32 = float(np.finfo(np.float32).eps)
+    res = rr.RopeConfig(head_dim=16, resonance=True)
+    L = rr.integer_wavelengths(res)
+    even = int(L[L % 2 == 0][0])
+    ang, _ = phases(torch.tensor([even // 2, even // 2 + 1, 3 * even // 8]), res, None, torch.float32)
+    i = int(np.flatnonzero(L == even)[0])
+    assert float(ang[0, i]) == pytest.approx(math.pi, abs=4 * eps32) and float(ang[0, i]) > 0
+    assert float(ang[1, i]) < 0 and float(ang[2, i]) > 0
+    plain = rr.RopeConfig(head_dim=16)
+    pos = np.array([-(10**6) - 7, -12345, -3, -1, 0, 2, 777, 10**6 + 3])
+    for cfg in (res, plain):
+        ang, _ = phases(torch.tensor(pos), cfg, None, torch.float32)
+        assert ang.dtype == torch.float32, cfg
+        a = ang.numpy().astype(np.float64)
+        assert np.all(np.abs(a) <= math.pi * (1 + eps32)), cfg
+        want = rr.phases(cfg, pos)
+        assert np.all(np.abs(a - want) <= 3 * math.pi * eps32), cfg
