@@ -11,7 +11,7 @@ import rrope_core as rr
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_common)
-settings.register_profile("nightly", max_examples=1500, print_blob=True, **_common)
+settings.register_profile("nightly", max_examples=10_000, print_blob=True, **_common)
 settings.register_profile("dev", max_examples=15, **_common)
 # The meta tests' planted bugs only need to fail: the ci draws, without shrinking the failure found.
 settings.register_profile(
