@@ -93,5 +93,7 @@ def test_cli_prints_the_table_and_refuses_bad_directories(tmp_path, capsys):
     assert main(["posgen", "--attribute", str(base), str(mixed)]) == 2
     err = capsys.readouterr().err
     assert f"--attribute='{mixed}' is invalid" in err and "must hold runs of one protocol and precision" in err
+    assert main(["posgen", "--attribute", str(base), str(tmp_path / "missing")]) == 2
+    assert f"--attribute='{tmp_path / 'missing'}' is invalid" in capsys.readouterr().err
     assert main(["posgen", "--attribute", str(base)]) == 2
     assert "needs a base directory and at least one more" in capsys.readouterr().err

@@ -94,7 +94,7 @@ def attribute(base_runs: list[dict], runs: list[dict]) -> list[dict]:
 
 def attribution_table(base_dir: Path, dirs: list[Path]) -> str:
     """The Markdown table of ``rrope posgen --attribute base_dir dirs...``."""
-    base_runs = load_runs([base_dir])
+    base_runs = load_runs([base_dir], flag="--attribute")
     base = _one_setting(base_runs, base_dir)
     lines = [
         f"Base: `{base_dir}`. D = OOD(Resonance variant) - OOD(its base), paired by seed over the seeds both "
@@ -105,7 +105,7 @@ def attribution_table(base_dir: Path, dirs: list[Path]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for d in dirs:
-        runs = load_runs([d])
+        runs = load_runs([d], flag="--attribute")
         what = changed(base, _one_setting(runs, d))
         for r in attribute(base_runs, runs):
             n = len(r["seeds"])

@@ -55,21 +55,22 @@ def setting(rec: dict) -> dict:
     return {**Protocol(**rec["protocol"]).to_dict(), "precision": rec.get("precision", "fp32")}
 
 
-def load_runs(dirs: list[Path]) -> list[dict]:
+def load_runs(dirs: list[Path], flag: str = "--merge") -> list[dict]:
     """Every run record under ``<dir>/runs/*.json`` of ``dirs``; duplicates of one (task, variant,
-    seed) must have the same protocol and are kept once. Raises if a directory has no runs."""
+    seed) must have the same protocol and are kept once. Raises (naming ``flag``) if a directory has
+    no runs."""
     by_key: dict[tuple, dict] = {}
     for d in dirs:
         files = sorted((Path(d) / "runs").glob("*.json"))
         if not files:
-            raise bad("--merge", str(d), "must be a posgen results directory (no runs/*.json in it)", RopeInputError)
+            raise bad(flag, str(d), "must be a posgen results directory (no runs/*.json in it)", RopeInputError)
         for f in files:
             rec = json.loads(f.read_text())
             key = (rec["task"], rec["variant"], rec["seed"])
             old = by_key.get(key)
             if old is not None and setting(old) != setting(rec):
                 raise bad(
-                    "--merge",
+                    flag,
                     str(f),
                     f"holds run {key} with a different protocol or precision than another directory",
                     RopeInputError,
