@@ -24,7 +24,7 @@ import numpy as np
 from rrope_core.errors import RopeInputError, bad
 
 from .data import TASKS
-from .report import PAIRS, load_runs, setting
+from .report import PAIRS, _rank, load_runs, setting
 
 __all__ = ["sign_test", "changed", "attribute", "attribution_table"]
 
@@ -61,7 +61,7 @@ def _ood(runs: list[dict]) -> dict:
 def attribute(base_runs: list[dict], runs: list[dict]) -> list[dict]:
     """One row per (task, comparison) present in both run sets, over their common seeds (see module doc)."""
     b, o = _ood(base_runs), _ood(runs)
-    tasks = sorted({t for t, _, _ in o}, key=lambda t: (TASKS.index(t) if t in TASKS else len(TASKS), t))
+    tasks = sorted({t for t, _, _ in o}, key=lambda t: _rank(t, TASKS))  # as report.paired orders them
     rows = []
     for task in tasks:
         for variant, ref in PAIRS:
