@@ -862,7 +862,9 @@ def test_gap_of_a_pair_whose_seen_angles_are_too_close_is_the_brute_force(train_
     gap = rr.feature_gap(cfg, train_len, test_len)
     np.testing.assert_array_equal(gap, _gap_by_the_definition(cfg, train_len, test_len))
     want = (test_len - train_len) * 1e-15  # the last OOD angle's distance to (L - 1)*1e-15
-    assert abs(gap[1] - want) <= 1e-3 * want  # rounding of m*theta only: far below the mutant's 1e-15 step
+    # rounding only: two angles m*theta <= test_len*theta, each within eps64/2 of that, and their
+    # difference's own rounding: <= 2*eps64*test_len*theta, far below the mutant's 1e-15 step
+    assert abs(gap[1] - want) <= 2 * np.finfo(np.float64).eps * test_len * 1e-15
 
 
 def test_gap_when_an_arc_kind_has_exactly_one_search_step_of_starts():
