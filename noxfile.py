@@ -124,9 +124,35 @@ def mutation(session: nox.Session) -> None:
     # PYTHONPATH: the tests' child processes (python -c, python -m rrope_core.cli) import the copy too.
     # experiments/: tests/test_posgen_attribution.py imports rrope_posgen (NumPy only) without torch.
     path = os.pathsep.join(os.path.abspath(p) for p in ("mutants", "experiments"))
-    env = {"PYTHONPATH": path, "HYPOTHESIS_PROFILE": "ci"}
-    session.run("mutmut", "run", *session.posargs, env=env)
-    session.run("mutmut", "results", env=env)
+    env = {"PYTHONPATH": path, "HYPOTHESIS_PROFILE": "mutation"}
+    _run_mutmut(session, env)
+
+
+SAMPLER = os.path.abspath("tools/mutation_sample.py")
+
+
+def _run_mutmut(session: nox.Session, env: dict) -> None:
+    """``mutmut run`` with the posargs, then ``mutmut results``; or, for ``-- --sample N [--seed S]
+    [other mutmut run options]``, a seeded sample of N mutants per module (tools/mutation_sample.py)
+    and the sample's score per module."""
+    args = list(session.posargs)
+    if "--sample" not in args:
+        session.run("mutmut", "run", *args, env=env)
+        session.run("mutmut", "results", env=env)
+        return
+    i = args.index("--sample")
+    pick = ["--n", args[i + 1]]
+    del args[i : i + 2]
+    if "--seed" in args:
+        i = args.index("--seed")
+        pick += ["--seed", args[i + 1]]
+        del args[i : i + 2]
+    # mutmut 3.8.1 has no command that only generates the mutants: a filter that matches none
+    # generates them all, then stops with an assertion (exit 1) before any test runs.
+    session.run("mutmut", "run", "__generate_only__", env=env, success_codes=[0, 1], silent=True)
+    names = session.run("python", SAMPLER, "pick", *pick, env=env, silent=True).split()
+    session.run("mutmut", "run", *args, *names, env=env)
+    session.run("python", SAMPLER, "report", *names, env=env)
 
 
 #: Per backend: the modules mutation_backend mutates (rotation, phases, kernels), the test files
@@ -227,11 +253,9 @@ def mutation_backend(session: nox.Session, backend: str) -> None:
         os.symlink("conformance", os.path.join(ws, "mutants", "rrope_conformance"))
     env = {
         "RROPE_BACKEND": backend,
-        "HYPOTHESIS_PROFILE": "ci",
+        "HYPOTHESIS_PROFILE": "mutation",
         "PYTHONPATH": os.path.join(os.path.abspath(ws), "mutants"),
         "JAX_PLATFORMS": "cpu",
     }
-    args = session.posargs or []
     with session.chdir(ws):
-        session.run("mutmut", "run", *args, env=env)
-        session.run("mutmut", "results", env=env)
+        _run_mutmut(session, env)

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, Phase, settings
 
 import rrope_core as rr
 
+_NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target]
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_common)
 settings.register_profile("nightly", max_examples=10_000, print_blob=True, **_common)
@@ -17,6 +18,10 @@ settings.register_profile("dev", max_examples=15, **_common)
 settings.register_profile(
     "meta", max_examples=40, derandomize=True, phases=[Phase.explicit, Phase.reuse, Phase.generate], **_common
 )
+# Mutation runs (noxfile.py): the ci draws without shrinking. A mutant is killed by the first failing
+# draw either way (derandomized: the same draws as ci, so the same mutants die); shrinking that
+# failure, one trace per step under a JIT, is what took minutes per mutant.
+settings.register_profile("mutation", parent=settings.get_profile("ci"), phases=_NO_SHRINK)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 BACKEND_NAME = rr.dispatch.DEFAULT  # RROPE_BACKEND as dispatch reads it (stripped; empty means numpy)
