@@ -123,12 +123,16 @@ def test_apply_rotary_qk_matches_the_reference_for_both(cfg):
 
 
 def test_inv_freq_is_float32_without_a_dtype_warning():
-    """Kills x_inv_freq__mutmut_11 (float64 always requested: JAX warns and gives float32)."""
+    """Kills x_inv_freq__mutmut_11 (float64 always requested: JAX warns and gives float32); the
+    rotation warns nothing either."""
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         f = rj.inv_freq(CFG)
+        # Kills rrope_jax.phases x_phases__mutmut_4 (positions cast to int64 without x64: JAX warns).
+        for cfg in (CFG, PLAIN):
+            rj.apply_rotary(jnp.asarray(_x()), jnp.arange(5), cfg).block_until_ready()
     if rj.MAX_POSITION <= 2**31:
         assert f.dtype == jnp.float32
     # rr.inv_freq is float64; one rounding to float32: relative error <= eps32/2.
@@ -137,7 +141,8 @@ def test_inv_freq_is_float32_without_a_dtype_warning():
 
 
 def test_inv_freq_and_phases_with_x64_in_a_child_process():
-    """Kills x_inv_freq__mutmut_10 (float32 even with jax_enable_x64). x64 is read at import, so it
+    """Kills x_inv_freq__mutmut_10 (float32 even with jax_enable_x64) and x_grad_apply_rotary__mutmut_30.
+    x64 is read at import, so it
     runs in a child with JAX_ENABLE_X64=1: float64 frequencies, int64 positions past 2**31. The
     same call here (x64 off) gives float32; it also lets mutmut see that this test reaches inv_freq
     (its stats come from this process, not the child)."""
@@ -163,6 +168,11 @@ def test_inv_freq_and_phases_with_x64_in_a_child_process():
         # plus the rotation's roundings, two products, a sum and the scale: 4*eps64). Measured: 4*eps64.
         "tol = 2 * np.abs(x).max() * (1.5 * np.pi + np.pi / 2 + 4) * np.finfo(np.float64).eps\n"
         "assert np.abs(out - rr.apply_rotary(x, p, cfg)).max() <= tol\n"
+        # The gradient of sum(w * apply_rotary(x)) is the transposed rotation of w, i.e. (attention
+        # factor 1 here) rr.inverse_rotary(w): the same bound, in float64 (kills
+        # x_grad_apply_rotary__mutmut_30, the loss summed in float32 even for float64 inputs).
+        "g = np.asarray(rj.grad_apply_rotary(jnp.asarray(x), jnp.asarray(p), cfg, jnp.asarray(x)))\n"
+        "assert g.dtype == np.float64 and np.abs(g - rr.inverse_rotary(x, p, cfg)).max() <= tol\n"
         "print('x64 ok')\n"
     )
     env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
@@ -210,3 +220,79 @@ def test_apply_rotary_qk_names_q_and_follows_seq_len():
             ref = rr.apply_rotary(x.astype(np.float64), positions, cfg, seq_len)
             tol = rotation_tolerance(cfg, x.astype(np.float64), ref, positions, eff, "float32", a)
             assert np.all(np.abs(np.asarray(out, np.float64) - ref) <= tol), seq_len
+
+
+def test_float64_without_x64_is_refused_naming_the_argument():
+    """Kills x__checked__mutmut_26 (the field dropped from the message, which also makes it a
+    RopeConfigError) and x_grad_apply_rotary__mutmut_11 (x named "X")."""
+    if rj.MAX_POSITION > 2**31:
+        pytest.skip("jax_enable_x64 is on: float64 is allowed")
+    x64, p = _x().astype(np.float64), np.arange(5)
+    for call, name in (
+        (lambda: rj.apply_rotary(x64, p, CFG), "x"),
+        (lambda: rj.inverse_rotary(x64, p, CFG), "y"),
+        (lambda: rj.grad_apply_rotary(x64, p, CFG, x64), "x"),
+    ):
+        with pytest.raises(rr.RopeInputError, match=rf"^{name}\.dtype='float64' is invalid: .*jax_enable_x64"):
+            call()
+
+
+def test_mulhi_and_turns_are_exact_integer_arithmetic():
+    """rrope_jax.phases' docstring: ``mulhi(a, b)`` is the exact high word of ``a*b`` and the turn
+    count ``T = |m|*F_hi + mulhi(|m|, F_lo) mod 2**w`` is ``floor(|m|*F / 2**w) mod 2**w``, negated
+    for negative m, exactly. Checked against Python integers (no tolerance: the claim is exact).
+    Kills x__mulhi__mutmut_13 (a half-word mask one short), whose error, a few units of 2**-32
+    turns, no float32 result can show."""
+    from rrope_jax.phases import _mulhi, _turns, constants
+
+    w = 64 if rj.MAX_POSITION > 2**31 else 32
+    udt, top = (np.uint64, 2**64) if w == 64 else (np.uint32, 2**32)
+    rng = np.random.default_rng(0)
+    edges = [0, 1, 2, 3, 2 ** (w // 2) - 1, 2 ** (w // 2), 2 ** (w // 2) + 1, top // 2, top - 2, top - 1]
+    a = np.array(edges + [int(v) for v in rng.integers(0, top, 200, dtype=udt)], dtype=udt)
+    b = np.array(edges[::-1] + [int(v) for v in rng.integers(0, top, 200, dtype=udt)], dtype=udt)
+    got = np.asarray(_mulhi(jnp.asarray(a), jnp.asarray(b), w))
+    assert [int(v) for v in got] == [(int(x) * int(y)) >> w for x, y in zip(a, b, strict=True)]
+
+    k = constants(PLAIN, None, w)
+    m = np.array([0, 1, 2, 7, 12345, 2**30 + 3, 2**31 - 1, -1, -2, -12345, -(2**31) + 1], dtype=np.int64)
+    if w == 32:
+        m = m.astype(np.int32)
+    t = np.asarray(_turns(jnp.asarray(m)[:, None], k)).astype(object)
+    for i, mi in enumerate(m.tolist()):
+        for j in range(len(k.f_hi)):
+            F = (int(k.f_hi[j]) << w) | int(k.f_lo[j])
+            want = ((abs(mi) * F) >> w) % top
+            want = (-want) % top if mi < 0 else want
+            want = want - top if want >= top // 2 else want  # read as a signed integer
+            assert int(t[i, j]) == want, (mi, j)
+
+
+def test_phases_are_centred_like_the_reference():
+    """The re-centring of rrope_jax.phases, which cos/sin alone cannot see. Kills x_phases__mutmut_38
+    (resonance residues centred to (-2L/3, L/3]). Angles lie in [-pi, pi], ``m = L/2`` gives +pi (the
+    reference's ``(-L/2, L/2]``), and they equal the reference's within 3*pi*eps32 (one float32
+    rounding of |angle| <= pi, our phase error <= 1.5*pi*eps32 by the module's docstring, and the
+    reference's own rounding), as in test_torch.py's twin of this test."""
+    import math
+
+    from rrope_jax.phases import constants, phases
+
+    w = 64 if rj.MAX_POSITION > 2**31 else 32
+    eps32 = float(np.finfo(np.float32).eps)
+    res = rr.RopeConfig(head_dim=16, resonance=True)
+    L = rr.integer_wavelengths(res)
+    even = int(L[L % 2 == 0][0])
+    i = int(np.flatnonzero(L == even)[0])
+    ang = np.asarray(
+        phases(jnp.asarray([even // 2, even // 2 + 1, 3 * even // 8]), constants(res, None, w), jnp.float32)
+    )
+    assert ang[0, i] == pytest.approx(math.pi, abs=4 * eps32) and ang[0, i] > 0
+    assert ang[1, i] < 0 and ang[2, i] > 0
+    pos = np.array([-(10**6) - 7, -12345, -3, -1, 0, 2, 777, 10**6 + 3])
+    for cfg in (res, rr.RopeConfig(head_dim=16)):
+        ang = np.asarray(phases(jnp.asarray(pos), constants(cfg, None, w), jnp.float32))
+        assert ang.dtype == np.float32, cfg
+        a = ang.astype(np.float64)
+        assert np.all(np.abs(a) <= math.pi * (1 + eps32)), cfg
+        assert np.all(np.abs(a - rr.phases(cfg, pos)) <= 3 * math.pi * eps32), cfg
