@@ -172,6 +172,26 @@ def test_cuda_matches_reference_and_cpu(cfg, dtype):
     within_reference(out.cpu(), x, pos, cfg, 4096)
 
 
+def test_device_constants_live_on_the_device_asked_and_match_under_compile(monkeypatch):
+    """rrope_torch.constants: the tables are on ``device`` (a ``meta`` device shows it without a
+    GPU) and the branch taken while torch.compile traces gives the eager tables. Kills, in
+    ``nox -s "mutation_backend(backend='torch')"`` (which cannot run torch.compile itself),
+    x__tensors__mutmut_7, _11, _14, _17, _20 and x_device_constants__mutmut_27 (tables left on the
+    CPU) and x_device_constants__mutmut_6, _8, _12, _14 (the traced branch broken)."""
+    from rrope_torch.constants import device_constants
+
+    for cfg in (rr.RopeConfig(head_dim=16, resonance=True), rr.RopeConfig(head_dim=16)):
+        eager = device_constants(cfg, None, torch.device("cpu"), torch.float32)
+        on_meta = device_constants(cfg, None, torch.device("meta"), torch.float32)
+        assert [t.device.type for t in on_meta[:3] if t is not None] == ["meta"] * (2 if cfg.resonance else 1)
+        with monkeypatch.context() as m:
+            m.setattr(torch.compiler, "is_compiling", lambda: True)
+            traced = device_constants(cfg, None, torch.device("cpu"), torch.float32)
+        assert len(traced) == 4 and traced[3] == eager[3], cfg
+        for t, e in zip(traced[:3], eager[:3], strict=True):
+            assert (t is None) == (e is None) and (t is None or (t.dtype == e.dtype and torch.equal(t, e))), cfg
+
+
 def test_phases_are_centred_like_the_reference():
     """Mutation testing (nox -s "mutation_backend(backend='torch')"): the re-centring of
     rrope_torch.phases, which cos/sin alone cannot see. Kills x_phases__mutmut_28, _30 (resonance
