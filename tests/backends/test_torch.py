@@ -172,6 +172,29 @@ def test_cuda_matches_reference_and_cpu(cfg, dtype):
     within_reference(out.cpu(), x, pos, cfg, 4096)
 
 
+def test_rrope_torch_impl_is_read_and_validated_at_each_call(monkeypatch):
+    """``RROPE_TORCH_IMPL`` (auto | triton | eager) is read at each call; another value is a
+    RopeInputError naming the variable and the value. Kills fused.x_default_impl__mutmut_7 (the
+    variable never read), _14, _16 (the error's class or value lost)."""
+    cfg, x, pos = rr.RopeConfig(head_dim=8), torch.ones(1, 2, 3, 8), torch.arange(3)
+    monkeypatch.setenv("RROPE_TORCH_IMPL", "fastest")
+    with pytest.raises(rr.RopeInputError, match=r"^RROPE_TORCH_IMPL='fastest' is invalid: must be one of"):
+        rt.apply_rotary(x, pos, cfg)
+    monkeypatch.setenv("RROPE_TORCH_IMPL", "eager")
+    assert torch.equal(rt.apply_rotary(x, pos, cfg), rt.apply_rotary(x, pos, cfg, impl="eager"))
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+def test_apply_rotary_qk_refuses_negative_positions_when_checked(device):
+    """Checked mode covers apply_rotary_qk too. On CUDA its single fused launch checks for both
+    (rotation.x_apply_rotary_qk__mutmut_35, which checks nothing there, dies only on CUDA); on the
+    CPU each tensor's own rotation checks."""
+    cfg = rr.RopeConfig(head_dim=8)
+    q, k = torch.ones(1, 4, 3, 8, device=device), torch.ones(1, 2, 3, 8, device=device)
+    with rr.checked_positions(), pytest.raises(rr.RopeInputError, match=r"positions.*<min -1>.*>= 0"):
+        rt.apply_rotary_qk(q, k, torch.tensor([0, -1, 2], device=device), cfg)
+
+
 def test_device_constants_live_on_the_device_asked_and_match_under_compile(monkeypatch):
     """rrope_torch.constants: the tables are on ``device`` (a ``meta`` device shows it without a
     GPU) and the branch taken while torch.compile traces gives the eager tables. Kills, in

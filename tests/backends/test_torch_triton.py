@@ -46,6 +46,17 @@ for cfg in [rr.RopeConfig(head_dim=64, scaling=rr.YaRN(8.0, 256), resonance=True
             p = pos[:, None, :] if token_axis == 2 else pos[:, :, None]
             within_reference(qo, q, p, cfg)
             within_reference(ko, k, p, cfg)
+            if dtype == torch.float32:  # q alone (apply_rotary's launch): no programs for k
+                qo = torch.full_like(q, float("nan"))
+                rope_launch(q, None, qo, None, pos, periods if periods is not None else theta, step,
+                            rotary_dim=cfg.rotary_dim, half=cfg.layout == "half", resonance=cfg.resonance,
+                            scale=a, sin_sign=1.0, token_axis=token_axis)
+                within_reference(qo, q, p, cfg)
+                qi = q.clone()  # and in place: a program for a k that is not there would rotate twice
+                rope_launch(qi, None, qi, None, pos, periods if periods is not None else theta, step,
+                            rotary_dim=cfg.rotary_dim, half=cfg.layout == "half", resonance=cfg.resonance,
+                            scale=a, sin_sign=1.0, token_axis=token_axis)
+                within_reference(qi, q, p, cfg)
 print("interpreter ok")
 """
 
@@ -98,6 +109,20 @@ class _FakeJit:
             return _FakeCompiled(self.calls, self.fail)
 
         return run
+
+
+def test_launch_params_honour_the_overrides(monkeypatch):
+    """``OVERRIDES`` (the benchmark sweep's knobs) reach the tiling: kills
+    x_launch_params__mutmut_28 and _37 (TARGET or WARPS ignored), which change no result."""
+    pytest.importorskip("triton", reason="needs triton")
+    from rrope_torch import triton_kernel as tk
+
+    shape = (4096, 1, 32, 8, 64)  # s, b, hq, hk, pairs
+    monkeypatch.setattr(tk, "OVERRIDES", {})
+    default = tk.launch_params(*shape)
+    monkeypatch.setattr(tk, "OVERRIDES", {"TARGET": 64, "WARPS": 2})
+    tuned = tk.launch_params(*shape)
+    assert tuned == tk._launch_params(*shape, 16, 64, 2) and tuned != default
 
 
 def test_launch_cache_keys_every_specialization(monkeypatch):
