@@ -374,3 +374,38 @@ def test_checked_positions_inside_tf_function_assert_when_run():
         f(x, tf.constant([0, 1, 2]))
         with pytest.raises(tf.errors.InvalidArgumentError, match="must be >= 0"):
             f(x, tf.constant([0, -1, 2]))
+
+
+def test_cached_constants_are_read_only():
+    """The per-config cache hands out its arrays: a caller's write must not corrupt later calls.
+    Kills frequencies.x__frozen__mutmut_4 (writable arrays)."""
+    from rrope_tensorflow.frequencies import constants
+
+    k = constants(rr.RopeConfig(head_dim=16, resonance=True), None)
+    for a in (k.inv_freq, k.periods, k.half_periods):
+        with pytest.raises(ValueError, match="read-only"):
+            a[0] = 0
+
+
+def test_phases_are_centred_like_the_reference():
+    """The re-centring, which cos/sin alone cannot see (as test_torch.py's and test_jax.py's twins).
+    Kills phases.x_phases__mutmut_28 (``r >= L/2``: ``m = L/2`` would give -pi). Angles lie in
+    [-pi, pi], ``m = L/2`` is +pi (the reference's ``(-L/2, L/2]``), and, in float64, they equal the
+    reference's within the module's bound, 2*pi*eps64 + 2*eps64*|m*theta| (the second term for
+    configs without resonance, whose ``m*theta`` is rounded in float64)."""
+    import math
+
+    eps64 = float(np.finfo(np.float64).eps)
+    res = rr.RopeConfig(head_dim=16, resonance=True)
+    L = rr.integer_wavelengths(res)
+    even = int(L[L % 2 == 0][0])
+    i = int(np.flatnonzero(L == even)[0])
+    ang = phases(res, tf.constant([even // 2, even // 2 + 1, 3 * even // 8], tf.int64), None, tf.float64).numpy()
+    assert ang[0, i] == pytest.approx(math.pi, abs=4 * eps64) and ang[0, i] > 0
+    assert ang[1, i] < 0 and ang[2, i] > 0
+    pos = np.array([0, 2, 777, 12345, 10**6 + 3])
+    for cfg in (res, rr.RopeConfig(head_dim=16)):
+        a = phases(cfg, tf.constant(pos, tf.int64), None, tf.float64).numpy()
+        assert np.all(np.abs(a) <= math.pi * (1 + eps64)), cfg
+        mtheta = 0.0 if cfg.resonance else np.abs(pos[:, None] * rr.inv_freq(cfg))
+        assert np.all(np.abs(a - rr.phases(cfg, pos)) <= 2 * math.pi * eps64 + 2 * eps64 * mtheta), cfg
