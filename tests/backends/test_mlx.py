@@ -166,9 +166,16 @@ def test_gate_on_gpu_needs_the_metal_fast_trig_bound():
 
 
 def test_path_argument_is_checked():
+    """The refusal of path='fast' says what the fast path needs (kills fast.x_plan__mutmut_93, _105:
+    the reason dropped or upper-cased); grad_apply_rotary names w's shape and x's (kills
+    rotation.x_grad_apply_rotary__mutmut_31, _33)."""
     x = B.from_numpy(np.zeros((1, 1, 3, 16)), "float32")
-    with pytest.raises(rr.RopeInputError, match="^path="):
+    with pytest.raises(rr.RopeInputError, match=r"^path='fast' is invalid: needs positions offset \+ arange\(T\)"):
         B.apply_rotary(x, B.from_numpy(np.array([0, 2, 1]), "int64"), CFG, path="fast")
+    with pytest.raises(
+        rr.RopeInputError, match=r"^w\.shape=\(1, 1, 3, 8\) is invalid: must equal x\.shape=\(1, 1, 3, 16\)"
+    ):
+        B.grad_apply_rotary(x, B.from_numpy(np.arange(3), "int64"), CFG, B.from_numpy(np.ones((1, 1, 3, 8)), "float32"))
     with pytest.raises(rr.RopeInputError, match="^path="):
         B.apply_rotary(x, B.from_numpy(np.arange(3), "int64"), CFG, path="quick")
 
@@ -268,12 +275,17 @@ def test_exact_phases_at_2_31_and_2_40_match_the_reference(resonance):
 
 @pytest.mark.skipif("float64" not in B.DTYPES, reason="float64 needs MLX's CPU device")
 def test_float64_is_float64_accurate():
-    cfg = rr.RopeConfig(head_dim=64, base=1e6)
-    pos = np.array([0, 3, 2**31 - 1, 2**45 + 7])
-    x = _x((4, 64), 6)
-    _, out, exact = _run("apply_rotary", cfg, x, pos, "float64")
-    want = ref.apply_rotary(exact, pos, cfg)
-    assert np.all(np.abs(out - want) <= rotation_tolerance(cfg, exact, want, pos, None, "float64", 1.0))
+    """The contract's float64 tolerance. The second config's slowest pair (theta ~ 2e-10) at 2**52
+    has a budget of ~4e-10 rad for the phase: a float32 ``f_lo`` (phases.x__turns__mutmut_113; its
+    error is |m| * 2**-72 turns, ~3e-6 rad there) does not fit, though it fits at theta >= 2**-20."""
+    for cfg, pos in (
+        (rr.RopeConfig(head_dim=64, base=1e6), np.array([0, 3, 2**31 - 1, 2**45 + 7])),
+        (rr.RopeConfig(head_dim=64, base=1e10), np.array([5, 2**40 + 1, 2**50 + 3, 2**52 + 1])),
+    ):
+        x = _x((4, 64), 6)
+        _, out, exact = _run("apply_rotary", cfg, x, pos, "float64")
+        want = ref.apply_rotary(exact, pos, cfg)
+        assert np.all(np.abs(out - want) <= rotation_tolerance(cfg, exact, want, pos, None, "float64", 1.0)), cfg
 
 
 def test_dynamic_seq_len_defaults_to_max_position_plus_one():
