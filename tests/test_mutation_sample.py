@@ -34,6 +34,7 @@ def test_pick_is_seeded_per_module_without_repeats():
     assert first != ms.pick(codes, 10, 1, None)
     assert len(set(first)) == len(first) == 10 + 5  # module b has only 5: all of them
     assert sum(x.startswith("pkg.a.") for x in first) == 10
+    assert set(ms.pick(codes, 4, 0, None)) < set(first) < set(ms.pick(codes, 20, 0, None))  # nested
     assert ms.pick(codes, 10, 0, ["pkg.b"]) == sorted(x for x in codes if x.startswith("pkg.b."))
     with pytest.raises(SystemExit, match="pkg.c"):
         ms.pick(codes, 3, 0, ["pkg.c"])

@@ -40,7 +40,9 @@ def module_of(name: str) -> str:
 
 
 def pick(codes: dict, n: int, seed: int, modules: list[str] | None) -> list[str]:
-    """``n`` mutants of each module (all of a smaller one), drawn without replacement, seeded per module."""
+    """``n`` mutants of each module (all of a smaller one), without replacement, seeded per module: the
+    first ``n`` of a seeded shuffle, so a larger ``n`` with the same seed extends the sample (the
+    mutants already run are not run again)."""
     by_module: dict[str, list[str]] = {}
     for name in sorted(codes):
         by_module.setdefault(module_of(name), []).append(name)
@@ -50,7 +52,9 @@ def pick(codes: dict, n: int, seed: int, modules: list[str] | None) -> list[str]
     chosen = []
     for module in modules or sorted(by_module):
         names = by_module[module]
-        chosen += sorted(random.Random(f"{seed}:{module}").sample(names, min(n, len(names))))
+        order = list(names)
+        random.Random(f"{seed}:{module}").shuffle(order)
+        chosen += sorted(order[:n])
     return chosen
 
 
