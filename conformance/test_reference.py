@@ -1,12 +1,13 @@
 """Property 1: the backend equals the reference within the dtype-derived tolerance (tolerance.py)."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import rrope_core as rr
 
-from .harness import assert_within, describe, positions_to_backend, rotate_and_check
+from .harness import assert_within, describe, positions_to_backend, rotate_and_check, to_backend
 from .strategies import configs, rotation_cases
 from .tolerance import EPS, phase_budget
 
@@ -46,3 +47,20 @@ def test_inv_freq_equals_reference(B, device, cfg, seq_len):
     want = rr.inv_freq(cfg, seq_len)
     rtol = EPS[str(B.to_numpy(B.inv_freq(cfg, seq_len, device=device)).dtype)]
     np.testing.assert_allclose(got, want, rtol=rtol, err_msg=describe(f"{B.name}.inv_freq", cfg, seq_len=seq_len))
+
+
+@pytest.mark.parametrize("fn", ["cos_sin", "apply_rotary"])
+def test_seq_len_defaults_to_max_position_plus_one(B, device, fn):
+    """For a config that depends on seq_len (dynamic NTK), ``seq_len=None`` means
+    ``max(positions) + 1``, as ``rrope_core.rotation.resolve_seq_len`` says: the same arrays as
+    passing it. The ci-size draws of the properties above seldom reach this case."""
+    cfg = rr.RopeConfig(head_dim=16, scaling=rr.DynamicNTK(4.0, 64))
+    pos = positions_to_backend(B, 900 + np.arange(8), device)
+    if fn == "cos_sin":
+        got, want = B.cos_sin(cfg, pos), B.cos_sin(cfg, pos, 908)
+    else:
+        dtype = "float32" if "float32" in B.DTYPES else B.DTYPES[0]
+        x, _ = to_backend(B, np.random.default_rng(0).standard_normal((2, 8, 16)), dtype, device)
+        got, want = (B.apply_rotary(x, pos, cfg),), (B.apply_rotary(x, pos, cfg, 908),)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(np.asarray(B.to_numpy(g)), np.asarray(B.to_numpy(w)))
