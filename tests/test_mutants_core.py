@@ -905,3 +905,27 @@ def test_gap_of_theta_one_for_short_lengths(train_len, test_len):
     gap = rr.feature_gap(cfg, train_len, test_len)
     np.testing.assert_array_equal(gap, _gap_by_the_definition(cfg, train_len, test_len))
     assert abs(gap[0] - float(TWO_PI - 6)) <= 4e-15  # two phases of <= 2 ulp(pi) error, and the subtraction
+
+
+def test_feature_gap_refuses_bad_lengths_naming_them():
+    """analysis.feature_gap's input errors name the argument, the value and the rule, as
+    RopeInputError. Kills x_feature_gap__mutmut_2, _4, _7, _8, _9 (train_len), _11, _13, _16, _17,
+    _18 (test_len), _21, _22, _25, _26, _27 (test_len <= train_len), and _31: test_len = 2**63 - 1,
+    the last length whose positions are all int64, is allowed (a config whose every period fits in
+    train_len answers at once: head_dim 2, one pair, theta = 1, period round(2*pi) = 6)."""
+    cfg = rr.RopeConfig(head_dim=8, resonance=True)
+    cases = [
+        ((0, 10), r"^train_len=0 is invalid: must be a positive integer"),
+        ((2.5, 10), r"^train_len=2\.5 is invalid: must be a positive integer"),
+        ((10, 0), r"^test_len=0 is invalid: must be a positive integer"),
+        ((10, True), r"^test_len=True is invalid: must be a positive integer"),
+        ((10, 10), r"^test_len=10 is invalid: must be > train_len=10$"),
+    ]
+    for (train_len, test_len), message in cases:
+        with pytest.raises(rr.RopeInputError, match=message):
+            rr.feature_gap(cfg, train_len, test_len)
+    tiny = rr.RopeConfig(head_dim=2, resonance=True)
+    assert rr.integer_wavelengths(tiny).tolist() == [6]
+    assert rr.feature_gap(tiny, 10, 2**63 - 1).tolist() == [0.0]
+    with pytest.raises(rr.RopeInputError, match=r"^test_len=9223372036854775808 is invalid: must be <= 2\*\*63 - 1"):
+        rr.feature_gap(tiny, 10, 2**63)
