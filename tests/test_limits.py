@@ -129,4 +129,23 @@ def test_feature_gap_brute_force_table_is_bounded():
     assert rr.feature_gap(cfg, 64, 256)[0] == pytest.approx((255 - 63) * 1e-13, rel=1e-6)  # m=255 to n=63
     too_long = limits.TABLE_BUDGET // 8 + 1
     msg = refused(lambda: rr.feature_gap(cfg, too_long, too_long + 1), rr.RopeInputError)
-    assert msg.startswith(f"train_len={too_long} is invalid: must be <= {limits.TABLE_BUDGET // 8}"), msg
+    assert msg.startswith(f"train_len={too_long} is invalid: must be <= {limits.TABLE_BUDGET // 8} for this config"), (
+        msg
+    )
+
+
+def test_feature_gap_budget_edge_with_a_small_budget(monkeypatch):
+    """With the budget patched to 100 float64 angles: 100 are allowed, 101 refused; a resonance config
+    past the budget whose pairs need no brute force (pre-critical pairs have no plan) is computed,
+    the same as with the real budget. Kills analysis.x__check_brute_force__mutmut_2 (``<`` at the
+    edge) and _5 (a pair without a plan sent to the brute-force test)."""
+    from rrope_core import analysis
+
+    brute = rr.RopeConfig(head_dim=2, scaling=rr.Linear(1e13))
+    resonant = rr.RopeConfig(head_dim=8, resonance=True)
+    want = rr.feature_gap(resonant, 101, 300)
+    monkeypatch.setattr(analysis, "TABLE_BUDGET", 100 * 8)
+    assert rr.feature_gap(brute, 100, 101)[0] == pytest.approx(1e-13, rel=1e-6)  # m=100 to n=99
+    msg = refused(lambda: rr.feature_gap(brute, 101, 102), rr.RopeInputError)
+    assert msg.startswith("train_len=101 is invalid: must be <= 100 for this config"), msg
+    np.testing.assert_array_equal(rr.feature_gap(resonant, 101, 300), want)
