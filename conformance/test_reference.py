@@ -64,3 +64,13 @@ def test_seq_len_defaults_to_max_position_plus_one(B, device, fn):
         got, want = (B.apply_rotary(x, pos, cfg),), (B.apply_rotary(x, pos, cfg, 908),)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(np.asarray(B.to_numpy(g)), np.asarray(B.to_numpy(w)))
+
+
+def test_inv_freq_follows_seq_len_for_a_dynamic_config(B, device):
+    """``inv_freq(cfg, seq_len)`` of a config that depends on seq_len (dynamic NTK) changes with it,
+    as the reference's does (the draws above seldom pair such a config with a long seq_len)."""
+    cfg = rr.RopeConfig(head_dim=16, scaling=rr.DynamicNTK(4.0, 64))
+    assert not np.allclose(rr.inv_freq(cfg, 1024), rr.inv_freq(cfg, None))  # the case can fail
+    for seq_len in (None, 64, 1024):
+        got = np.asarray(B.to_numpy(B.inv_freq(cfg, seq_len, device=device)))
+        np.testing.assert_allclose(got.astype(np.float64), rr.inv_freq(cfg, seq_len), rtol=EPS[str(got.dtype)])

@@ -168,7 +168,7 @@ def test_gate_on_gpu_needs_the_metal_fast_trig_bound():
 def test_path_argument_is_checked():
     """The refusal of path='fast' says what the fast path needs (kills fast.x_plan__mutmut_93, _105:
     the reason dropped or upper-cased); grad_apply_rotary names w's shape and x's (kills
-    rotation.x_grad_apply_rotary__mutmut_31, _33)."""
+    rotation.x_grad_apply_rotary__mutmut_31, _33, and the ones named below)."""
     x = B.from_numpy(np.zeros((1, 1, 3, 16)), "float32")
     with pytest.raises(rr.RopeInputError, match=r"^path='fast' is invalid: needs positions offset \+ arange\(T\)"):
         B.apply_rotary(x, B.from_numpy(np.array([0, 2, 1]), "int64"), CFG, path="fast")
@@ -178,6 +178,19 @@ def test_path_argument_is_checked():
         B.grad_apply_rotary(x, B.from_numpy(np.arange(3), "int64"), CFG, B.from_numpy(np.ones((1, 1, 3, 8)), "float32"))
     with pytest.raises(rr.RopeInputError, match="^path="):
         B.apply_rotary(x, B.from_numpy(np.arange(3), "int64"), CFG, path="quick")
+    # grad_apply_rotary: x's errors under x's name, path passed on, a NumPy w taken (kills
+    # rotation.x_grad_apply_rotary__mutmut_7, _12, _51, _16); inv_freq checks its device (_2).
+    p = B.from_numpy(np.arange(3), "int64")
+    with pytest.raises(rr.RopeInputError, match=r"^x\.dtype='int64'"):
+        B.grad_apply_rotary(B.from_numpy(np.zeros((1, 1, 3, 16), np.int64)), p, CFG, x)
+    with pytest.raises(rr.RopeInputError, match=r"^path='fast' is invalid"):
+        B.grad_apply_rotary(x, B.from_numpy(np.array([0, 2, 1]), "int64"), CFG, x, path="fast")
+    w = np.random.default_rng(1).standard_normal((1, 1, 3, 16)).astype(np.float32)
+    np.testing.assert_array_equal(
+        B.to_numpy(B.grad_apply_rotary(x, p, CFG, w)), B.to_numpy(B.grad_apply_rotary(x, p, CFG, B.from_numpy(w)))
+    )
+    with pytest.raises(rr.RopeInputError, match=r"^device='quantum' is invalid"):
+        B.inv_freq(CFG, device="quantum")
 
 
 # --- fast path == exact path ---------------------------------------------------------------------
