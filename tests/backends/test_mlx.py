@@ -191,6 +191,8 @@ def test_path_argument_is_checked():
     )
     with pytest.raises(rr.RopeInputError, match=r"^device='quantum' is invalid"):
         B.inv_freq(CFG, device="quantum")
+    with pytest.raises(rr.RopeInputError, match=r"^x\.dtype='int64'"):  # fast.x_path_for__mutmut_5, _10, _11
+        fast.path_for(B.from_numpy(np.zeros((1, 1, 3, 16), np.int64)), p, CFG)
 
 
 # --- fast path == exact path ---------------------------------------------------------------------
