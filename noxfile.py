@@ -133,8 +133,8 @@ SAMPLER = os.path.abspath("tools/mutation_sample.py")
 
 def _run_mutmut(session: nox.Session, env: dict) -> None:
     """``mutmut run`` with the posargs, then ``mutmut results``; or, for ``-- --sample N [--seed S]
-    [other mutmut run options]``, a seeded sample of N mutants per module (tools/mutation_sample.py)
-    and the sample's score per module."""
+    [--module M ...] [other mutmut run options]``, a seeded sample of N mutants per module (of each
+    module M if given; tools/mutation_sample.py) and the sample's score per module."""
     args = list(session.posargs)
     if "--sample" not in args:
         session.run("mutmut", "run", *args, env=env)
@@ -143,10 +143,11 @@ def _run_mutmut(session: nox.Session, env: dict) -> None:
     i = args.index("--sample")
     pick = ["--n", args[i + 1]]
     del args[i : i + 2]
-    if "--seed" in args:
-        i = args.index("--seed")
-        pick += ["--seed", args[i + 1]]
-        del args[i : i + 2]
+    for option in ("--seed", "--module"):
+        while option in args:
+            i = args.index(option)
+            pick += [option, args[i + 1]]
+            del args[i : i + 2]
     # mutmut 3.8.1 has no command that only generates the mutants: a filter that matches none
     # generates them all, then stops with an assertion (exit 1) before any test runs.
     session.run("mutmut", "run", "__generate_only__", env=env, success_codes=[0, 1], silent=True)
@@ -175,7 +176,7 @@ MUTATION_BACKENDS = {
 
 #: The workspace's conftest.py. mutmut's stats run (one process, every test) learns which tests
 #: reach each function from its trampolines, which run only when Python code runs: a jax.jit /
-#: torch.compile cache filled by an earlier test would hide that a later test reaches the function,
+#: torch.compile / lru_cache filled by an earlier test would hide that a later test reaches the function,
 #: and mutmut would not run that test against its mutants. So the stats run clears those caches
 #: before each test. Mutant runs need nothing: each is a fresh process forked from a server that
 #: has only imported modules (forkserver, warmup "import"), so every trace runs the mutant's code.
@@ -194,12 +195,14 @@ def _fresh_traces_for_mutmut_stats():
             sys.modules["jax"].clear_caches()
         if "torch" in sys.modules and hasattr(sys.modules["torch"], "_dynamo"):
             sys.modules["torch"]._dynamo.reset()
-        for name in ("rrope_jax.phases", "rrope_torch.constants", "rrope_torch.triton_kernel"):
-            module = sys.modules.get(name)
-            for attr in ("constants", "_host", "_launch_params"):
-                fn = getattr(module, attr, None)
-                if hasattr(fn, "cache_clear"):
-                    fn.cache_clear()
+        # Every lru_cache of the packages under test (a cached call hides its callees, e.g.
+        # rrope_tensorflow's _frozen behind _constants), and torch's per-device constants.
+        for name, module in list(sys.modules.items()):
+            if name.startswith("rrope_") and module is not None:
+                for value in list(vars(module).values()):
+                    if callable(getattr(value, "cache_clear", None)):
+                        value.cache_clear()
+        getattr(sys.modules.get("rrope_torch.constants"), "_DEVICE_CACHE", {}).clear()
     yield
 """
 
