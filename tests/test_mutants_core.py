@@ -927,3 +927,19 @@ def test_feature_gap_refuses_bad_lengths_naming_them():
     tiny = rr.RopeConfig(head_dim=2, resonance=True)
     assert rr.integer_wavelengths(tiny).tolist() == [6]
     assert rr.feature_gap(tiny, 10, 2**63 - 1).tolist() == [0.0]  # 2**63: tests/test_limits.py
+
+
+def test_feature_gap_follows_seq_len_and_the_float_exact_edge(monkeypatch):
+    """feature_gap of a dynamic config without resonance uses the frequencies at ``seq_len`` (kills
+    x_feature_gap__mutmut_71, _73: seq_len dropped); non-resonance lengths up to MAX_FLOAT_EXACT are
+    allowed, one more refused, shown with the limit patched to 300 (kills _46, ``>=``)."""
+    from rrope_core import analysis
+
+    cfg = rr.RopeConfig(head_dim=16, scaling=rr.DynamicNTK(4.0, 64))
+    at_1024, plain = rr.feature_gap(cfg, 64, 256, seq_len=1024), rr.feature_gap(cfg, 64, 256)
+    assert not np.allclose(at_1024, plain)
+    np.testing.assert_array_equal(at_1024, rr.feature_gap(cfg, 64, 256, seq_len=1024))
+    monkeypatch.setattr(analysis, "MAX_FLOAT_EXACT", 300)
+    assert rr.feature_gap(cfg, 64, 300).shape == (8,)
+    with pytest.raises(rr.RopeInputError, match=r"^test_len=301 is invalid: must be <= 2\*\*53"):
+        rr.feature_gap(cfg, 64, 301)
