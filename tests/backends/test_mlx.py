@@ -385,3 +385,41 @@ def test_metal_fast_trig_error_within_the_documented_bound():
         f"Metal fast cos/sin on [0, pi]: max |err| cos {err_c.max():.3g}, sin {err_s.max():.3g}; bound {tol.max():.3g}"
     )
     assert np.all(err_c <= tol) and np.all(err_s <= tol), msg
+
+
+@pytest.mark.skipif("float64" not in B.DTYPES, reason="float64 needs MLX's CPU device")
+def test_float64_phases_are_centred_like_the_reference():
+    """The float64 path's re-centring (``_turns_of``), which cos/sin alone cannot see, as
+    test_torch.py's and test_jax.py's twins. Kills phases.x__turns_of__mutmut_30, _32, _33 (residues
+    centred to another range). Angles lie in [-pi, pi], ``m = L/2`` is +pi (the reference's
+    ``(-L/2, L/2]``), and they equal the reference's within 2*pi*eps64 (r/L and the product by 2*pi,
+    each rounded once, |angle| <= pi)."""
+    import math
+
+    from rrope_mlx.phases import constants, phases
+
+    eps64 = float(np.finfo(np.float64).eps)
+    res = rr.RopeConfig(head_dim=16, resonance=True)
+    L = rr.integer_wavelengths(res)
+    even = int(L[L % 2 == 0][0])
+    i = int(np.flatnonzero(L == even)[0])
+    pos = B.from_numpy(np.array([even // 2, even // 2 + 1, 3 * even // 8]), "int64")
+    ang = np.asarray(B.to_numpy(phases(pos, constants(res, None), mx.float64)))
+    assert ang[0, i] == pytest.approx(math.pi, abs=4 * eps64) and ang[0, i] > 0
+    assert ang[1, i] < 0 and ang[2, i] > 0
+    many = np.array([0, 2, 777, 12345, 10**6 + 3, 2**40 + 1])
+    a = np.asarray(B.to_numpy(phases(B.from_numpy(many, "int64"), constants(res, None), mx.float64)))
+    assert np.all(np.abs(a) <= math.pi * (1 + eps64))
+    assert np.all(np.abs(a - rr.phases(res, many)) <= 2 * math.pi * eps64)
+
+
+def test_gate_refuses_positions_from_fast_max_position_on():
+    """mx.fast.rope is used only below FAST_MAX_POSITION (2**24), even where the phase budget would
+    allow it: a Linear(65536) config in bfloat16 (reach 2**8 rad, inside the budget) takes the fast
+    path up to position 2**24 - 1 and the exact one at 2**24. Kills fast.x_accurate_enough__mutmut_1
+    (``and``), _6 (``<=``) and _7 (the refusal turned into a pass)."""
+    cfg = rr.RopeConfig(head_dim=16, scaling=rr.Linear(65536.0))
+    x = B.from_numpy(np.zeros((1, 1, 4, 16)), "bfloat16")
+    assert fast.FAST_MAX_POSITION == 2**24
+    assert fast.path_for(x, B.from_numpy(2**24 - 4 + np.arange(4), "int64"), cfg) == "fast"
+    assert fast.path_for(x, B.from_numpy(2**24 - 3 + np.arange(4), "int64"), cfg) == "exact"
