@@ -416,10 +416,13 @@ def test_float64_phases_are_centred_like_the_reference():
 def test_gate_refuses_positions_from_fast_max_position_on():
     """mx.fast.rope is used only below FAST_MAX_POSITION (2**24), even where the phase budget would
     allow it: a Linear(65536) config in bfloat16 (reach 2**8 rad, inside the budget) takes the fast
-    path up to position 2**24 - 1 and the exact one at 2**24. Kills fast.x_accurate_enough__mutmut_1
-    (``and``), _6 (``<=``) and _7 (the refusal turned into a pass)."""
+    path up to position 2**24 - 1 and the exact one at 2**24. ``plan`` guards the limit itself, so
+    the gate function, documented as the rule, is checked directly too: kills
+    fast.x_accurate_enough__mutmut_1 (``and``), _6 (``<=``) and _7 (the refusal turned into a pass)."""
     cfg = rr.RopeConfig(head_dim=16, scaling=rr.Linear(65536.0))
     x = B.from_numpy(np.zeros((1, 1, 4, 16)), "bfloat16")
     assert fast.FAST_MAX_POSITION == 2**24
     assert fast.path_for(x, B.from_numpy(2**24 - 4 + np.arange(4), "int64"), cfg) == "fast"
     assert fast.path_for(x, B.from_numpy(2**24 - 3 + np.arange(4), "int64"), cfg) == "exact"
+    assert fast.accurate_enough("bfloat16", 2**24 - 1, 2**-16, False)
+    assert not fast.accurate_enough("bfloat16", 2**24, 2**-16, False)
