@@ -228,7 +228,13 @@ def mutation_backend(session: nox.Session, backend: str) -> None:
     for name in ["__init__.py", "conftest.py", *tests_files]:
         shutil.copy2(os.path.join("tests", "backends", name), os.path.join(ws, "tests", "backends", name))
     shutil.copy2(os.path.join("tests", "conftest.py"), os.path.join(ws, "tests", "conftest.py"))
-    with open(os.path.join(ws, "conftest.py"), "w") as f:
+    conftest = os.path.join(ws, "conftest.py")
+    if os.path.exists(conftest) and open(conftest).read() != _MUTATION_CONFTEST:
+        # mutmut re-collects stats only for changed tests: a new conftest needs a full collection.
+        stats = os.path.join(ws, "mutants", "mutmut-stats.json")
+        if os.path.exists(stats):
+            os.remove(stats)
+    with open(conftest, "w") as f:
         f.write(_MUTATION_CONFTEST)
     with open(os.path.join(ws, "preload.txt"), "w") as f:
         f.write("\n".join(["numpy", "hypothesis", *preload, "rrope_core"]) + "\n")
