@@ -55,8 +55,11 @@ def test_invalid_input_raises_reference_error(B, device, case):
     with pytest.raises(rr.RopeInputError) as info:
         B.apply_rotary(x, pos, CFG)
     assert str(info.value).startswith(field + "="), f"{B.name}.apply_rotary with {case}: {info.value}"
-    with pytest.raises(rr.RopeInputError):
+    with pytest.raises(rr.RopeInputError) as info:
         B.inverse_rotary(x, pos, CFG)
+    # The inverse names its input y, as the reference does (rrope_core.rotation.inverse_rotary).
+    y_field = "y" + field[1:] if field.startswith("x.") else field
+    assert str(info.value).startswith(y_field + "="), f"{B.name}.inverse_rotary with {case}: {info.value}"
 
 
 def test_invalid_cfg_and_seq_len(B, device):
