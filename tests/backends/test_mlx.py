@@ -426,3 +426,20 @@ def test_gate_refuses_positions_from_fast_max_position_on():
     assert fast.path_for(x, B.from_numpy(2**24 - 3 + np.arange(4), "int64"), cfg) == "exact"
     assert fast.accurate_enough("bfloat16", 2**24 - 1, 2**-16, False)
     assert not fast.accurate_enough("bfloat16", 2**24, 2**-16, False)
+
+
+def test_float32_phases_are_centred_like_the_reference():
+    """The float32 path's centring, resonance (``_resonance``) and not (``_turns``' fixed point, whose
+    residue must land in (-1/2, 1/2] turns): angles in [-pi, pi] and within the module's bound,
+    (pi + 1)*eps32 + 1e-9 rad (its docstring; 1.5*pi*eps32 for resonance), of the reference's. Kills
+    phases.x__turns__mutmut_69, _90, _91, _92, _95, _96, _97 (other shift or centring constants)."""
+    import math
+
+    from rrope_mlx.phases import constants, phases
+
+    pos = np.array([0, 3, 777, 12345, 10**6 + 3, 2**31 - 1, 2**40 + 1, 2**47 + 5])
+    for cfg in (rr.RopeConfig(head_dim=16), rr.RopeConfig(head_dim=16, resonance=True)):
+        a = np.asarray(B.to_numpy(phases(B.from_numpy(pos, "int64"), constants(cfg, None))), np.float64)
+        assert np.all(np.abs(a) <= math.pi * (1 + EPS32)), cfg
+        bound = 1.5 * math.pi * EPS32 if cfg.resonance else (math.pi + 1) * EPS32 + 1e-9
+        assert np.all(np.abs(a - rr.phases(cfg, pos)) <= bound), cfg
