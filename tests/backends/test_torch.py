@@ -182,6 +182,12 @@ def test_rrope_torch_impl_is_read_and_validated_at_each_call(monkeypatch):
         rt.apply_rotary(x, pos, cfg)
     monkeypatch.setenv("RROPE_TORCH_IMPL", "eager")
     assert torch.equal(rt.apply_rotary(x, pos, cfg), rt.apply_rotary(x, pos, cfg, impl="eager"))
+    # The impl argument and a non-tensor x are refused the same way (rotation.x__plan__mutmut_8,
+    # x_prepare__mutmut_5: the rule or the value dropped from the message).
+    with pytest.raises(rr.RopeInputError, match=r"^impl='fastest' is invalid: must be one of"):
+        rt.apply_rotary(x, pos, cfg, impl="fastest")
+    with pytest.raises(rr.RopeInputError, match=r"^x='list' is invalid: must be a torch\.Tensor"):
+        rt.apply_rotary([[0.0] * 8], pos[:1], cfg)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
@@ -210,6 +216,8 @@ def test_device_constants_live_on_the_device_asked_and_match_under_compile(monke
         with monkeypatch.context() as m:
             m.setattr(torch.compiler, "is_compiling", lambda: True)
             traced = device_constants(cfg, None, torch.device("cpu"), torch.float32)
+            traced_meta = device_constants(cfg, None, torch.device("meta"), torch.float32)  # kills _10
+        assert {t.device.type for t in traced_meta[:3] if t is not None} == {"meta"}
         assert len(traced) == 4 and traced[3] == eager[3], cfg
         for t, e in zip(traced[:3], eager[:3], strict=True):
             assert (t is None) == (e is None) and (t is None or (t.dtype == e.dtype and torch.equal(t, e))), cfg
