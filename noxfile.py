@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import textwrap
+from pathlib import Path
 
 import nox
 
@@ -140,13 +141,13 @@ def _run_mutmut(session: nox.Session, env: dict) -> None:
         session.run("mutmut", "run", *args, env=env)
         session.run("mutmut", "results", env=env)
         return
-    i = args.index("--sample")
-    pick = ["--n", args[i + 1]]
-    del args[i : i + 2]
-    for option in ("--seed", "--module"):
+    pick = []
+    for option, flag in (("--sample", "--n"), ("--seed", "--seed"), ("--module", "--module")):
         while option in args:
             i = args.index(option)
-            pick += [option, args[i + 1]]
+            if i + 1 == len(args):
+                session.error(f"{option} needs a value (--sample N [--seed S] [--module rrope_jax.phases])")
+            pick += [flag, args[i + 1]]
             del args[i : i + 2]
     # mutmut 3.8.1 has no command that only generates the mutants: a filter that matches none
     # generates them all, then stops with an assertion (exit 1) before any test runs.
@@ -229,7 +230,7 @@ def mutation_backend(session: nox.Session, backend: str) -> None:
         shutil.copy2(os.path.join("tests", "backends", name), os.path.join(ws, "tests", "backends", name))
     shutil.copy2(os.path.join("tests", "conftest.py"), os.path.join(ws, "tests", "conftest.py"))
     conftest = os.path.join(ws, "conftest.py")
-    if os.path.exists(conftest) and open(conftest).read() != _MUTATION_CONFTEST:
+    if os.path.exists(conftest) and Path(conftest).read_text() != _MUTATION_CONFTEST:
         # mutmut re-collects stats only for changed tests: a new conftest needs a full collection.
         stats = os.path.join(ws, "mutants", "mutmut-stats.json")
         if os.path.exists(stats):
