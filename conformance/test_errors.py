@@ -83,3 +83,13 @@ def test_mixed_frameworks_raise_type_error(B, device):
     with pytest.raises(TypeError, match="two frameworks") as info:
         rr.apply_rotary(x, np.arange(3), CFG)
     assert "numpy" in str(info.value) and rr.framework_of(x) in str(info.value)
+
+
+def test_cos_sin_refuses_float_positions_with_the_reference_message(B, device):
+    """cos_sin checks the positions' dtype as apply_rotary does, with the reference's words."""
+    dtype = _float_dtype(B)
+    with pytest.raises(rr.RopeInputError) as want:
+        rr.rotation.cos_sin(CFG, np.arange(3.0).astype(dtype))
+    with pytest.raises(rr.RopeInputError) as got:
+        B.cos_sin(CFG, B.from_numpy(np.arange(3.0), dtype, device))
+    assert str(got.value) == str(want.value)

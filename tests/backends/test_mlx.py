@@ -443,3 +443,22 @@ def test_float32_phases_are_centred_like_the_reference():
         assert np.all(np.abs(a) <= math.pi * (1 + EPS32)), cfg
         bound = 1.5 * math.pi * EPS32 if cfg.resonance else (math.pi + 1) * EPS32 + 1e-9
         assert np.all(np.abs(a - rr.phases(cfg, pos)) <= bound), cfg
+
+
+def test_numpy_inputs_and_empty_positions():
+    """NumPy x and positions are taken (converted once) and give the same arrays as MLX ones; cos_sin
+    of a dynamic config on empty positions is empty, with or without seq_len. Kills
+    rotation.x_checked__mutmut_40, _41, _42 and x__as_positions__mutmut_2, _3, _4 (the conversions;
+    _1, converting MLX arrays too, is a round trip), and
+    x_cos_sin__mutmut_11, _13 (the seq_len rule on empty positions)."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 16)).astype(np.float32)
+    p = np.arange(3)
+    want = B.to_numpy(B.apply_rotary(B.from_numpy(x), B.from_numpy(p, "int64"), CFG))
+    np.testing.assert_array_equal(B.to_numpy(B.apply_rotary(x, p, CFG)), want)
+    np.testing.assert_array_equal(
+        B.to_numpy(B.cos_sin(CFG, p)[0]), B.to_numpy(B.cos_sin(CFG, B.from_numpy(p, "int64"))[0])
+    )
+    dynamic = rr.RopeConfig(head_dim=16, scaling=rr.DynamicNTK(4.0, 64))
+    empty = B.from_numpy(np.zeros(0, np.int64), "int64")
+    for seq_len in (None, 100):
+        assert tuple(B.cos_sin(dynamic, empty, seq_len)[0].shape) == (0, 8)
