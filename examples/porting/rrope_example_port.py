@@ -14,7 +14,7 @@ import numpy as np
 import rrope_core as rr
 from rrope_core.checked import check_range, positions_checked
 from rrope_core.errors import RopeInputError, bad
-from rrope_core.inputs import check_positions_shape, check_x_shape
+from rrope_core.inputs import check_cfg, check_positions_dtype, check_positions_shape, check_x_shape
 
 name = "example_port"
 DTYPES = ("float32", "float16")  # what this device supports
@@ -54,8 +54,7 @@ def _check(x: DeviceArray, positions: DeviceArray, cfg, name: str):
         raise bad("cfg", cfg, "must be a rrope_core.RopeConfig", RopeInputError)
     if x.data.dtype.kind != "f":
         raise bad(f"{name}.dtype", str(x.data.dtype), "must be a floating dtype", RopeInputError)
-    if positions.data.dtype.kind not in "iu":
-        raise bad("positions.dtype", str(positions.data.dtype), "must be an integer dtype", RopeInputError)
+    check_positions_dtype(str(positions.data.dtype), positions.data.dtype.kind in "iu")
     check_x_shape(x.shape, cfg, name)
     check_positions_shape(positions.shape, x.shape, name)
 
@@ -69,6 +68,8 @@ def _cos_sin32(cfg, pos: np.ndarray, seq_len):
 
 
 def cos_sin(cfg, positions: DeviceArray, seq_len=None):
+    check_cfg(cfg)
+    check_positions_dtype(str(positions.data.dtype), positions.data.dtype.kind in "iu")
     c, s, _ = _cos_sin32(cfg, positions.data, seq_len)
     return DeviceArray(c), DeviceArray(s)
 
