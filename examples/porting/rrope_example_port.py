@@ -50,8 +50,7 @@ def inv_freq(cfg, seq_len=None, *, device=None) -> DeviceArray:
 
 
 def _check(x: DeviceArray, positions: DeviceArray, cfg, name: str):
-    if not isinstance(cfg, rr.RopeConfig):
-        raise bad("cfg", cfg, "must be a rrope_core.RopeConfig", RopeInputError)
+    check_cfg(cfg)
     if x.data.dtype.kind != "f":
         raise bad(f"{name}.dtype", str(x.data.dtype), "must be a floating dtype", RopeInputError)
     check_positions_dtype(str(positions.data.dtype), positions.data.dtype.kind in "iu")
