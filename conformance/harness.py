@@ -58,3 +58,34 @@ def assert_within(out, want, tol, msg):
             f"{msg}: {int(bad.sum())} of {err.size} values off; worst at {tuple(int(v) for v in i)}: "
             f"got {out[i]!r}, reference {want[i]!r}, |diff| {err[i]:.3g} > tolerance {tol[i]:.3g}"
         )
+
+
+def assert_centred_phases(angles, positions, bound, eps: float, configs=None, half_turn: bool = True):
+    """A port's phase function gives the reference's angles, centred as ``rrope_core.phases`` centres them.
+
+    ``angles(cfg, positions) -> array`` (rows: positions, columns: frequency pairs) is the port's
+    phase function in its own dtype; cos/sin of the result cannot show where residues are centred,
+    so this checks the angles themselves. With ``half_turn``, for a resonance config's first even
+    integer wavelength ``L``: ``m = L/2`` gives +pi within 4*eps (the reference's residues lie in
+    ``(-L/2, L/2]``), ``L/2 + 1`` a negative and ``3L/8`` a positive angle. Then, for each config
+    (default: ``head_dim=16`` with and without resonance) and ``positions``: every angle lies in
+    ``[-pi(1 + eps), pi(1 + eps)]`` and within ``bound(cfg, positions)`` (a scalar or an array that
+    broadcasts) of ``rrope_core.phases``. ``eps``: the machine epsilon of the port's compute dtype.
+    """
+    res = rr.RopeConfig(head_dim=16, resonance=True)
+    if half_turn:
+        L = rr.integer_wavelengths(res)
+        even = int(L[L % 2 == 0][0])
+        i = int(np.flatnonzero(L == even)[0])
+        half = np.asarray(angles(res, np.array([even // 2, even // 2 + 1, 3 * even // 8])), dtype=np.float64)[:, i]
+        assert abs(half[0] - np.pi) <= 4 * eps and half[0] > 0, f"m = L/2 = {even // 2}: angle {half[0]!r}, want +pi"
+        assert half[1] < 0 and half[2] > 0, f"m = L/2 + 1, 3L/8 (L = {even}): angles {half[1:]!r}, want - and +"
+    positions = np.asarray(positions)
+    for cfg in configs if configs is not None else (res, rr.RopeConfig(head_dim=16)):
+        a = np.asarray(angles(cfg, positions), dtype=np.float64)
+        assert np.all(np.abs(a) <= np.pi * (1 + eps)), describe(
+            "angles", cfg, positions=positions, max_abs=np.abs(a).max()
+        )
+        want = rr.phases(cfg, positions)
+        tol = np.broadcast_to(np.asarray(bound(cfg, positions), dtype=np.float64), want.shape)
+        assert_within(a, want, tol, describe("angles", cfg, positions=positions))

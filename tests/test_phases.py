@@ -76,3 +76,30 @@ def test_reduce_phase_bound_over_the_whole_theta_range(ms, theta):
     got = reduce_phase(np.array(ms, dtype=np.float64), np.full(len(ms), theta))
     truth = np.array([phase_float_theta(m, theta) for m in ms])
     assert _angle_error(got, truth).max() <= 2 * ULP_PI and np.all(np.abs(got) <= np.pi)
+
+
+def test_centred_phases_check_accepts_the_reference_and_refuses_other_centrings():
+    """rrope_conformance.harness.assert_centred_phases (the backends' centring tests use it): the
+    reference's own angles pass; residues centred to [-L/2, L/2) (m = L/2 -> -pi), angles shifted by
+    a whole turn (the same cos/sin) and an error just over the bound each fail it."""
+    from rrope_conformance.harness import assert_centred_phases
+
+    pos = np.array([-12345, -3, 0, 2, 777, 10**6 + 3])
+    eps = float(np.finfo(np.float64).eps)
+    bound = lambda cfg, p: 4 * eps  # noqa: E731
+    assert_centred_phases(rr.phases, pos, bound, eps)
+
+    def low_centred(cfg, p):  # pi -> -pi: the half turn on the other side
+        a = rr.phases(cfg, p)
+        return np.where(a >= np.pi, a - 2 * np.pi, a)
+
+    def turned(cfg, p):  # a whole turn added to negative angles
+        a = rr.phases(cfg, p)
+        return np.where(a < 0, a + 2 * np.pi, a)
+
+    def off(cfg, p):
+        return rr.phases(cfg, p) + 5 * eps
+
+    for wrong in (low_centred, turned, off):
+        with pytest.raises(AssertionError):
+            assert_centred_phases(wrong, pos, bound, eps)

@@ -14,6 +14,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import rrope_core as rr  # noqa: E402
 import rrope_jax as rj  # noqa: E402
+from rrope_conformance.harness import assert_centred_phases  # noqa: E402
 from rrope_conformance.tolerance import rotation_tolerance  # noqa: E402
 
 CFG = rr.RopeConfig(head_dim=16, scaling=rr.YaRN(4.0, 64), resonance=True)
@@ -279,20 +280,12 @@ def test_phases_are_centred_like_the_reference():
     from rrope_jax.phases import constants, phases
 
     w = 64 if rj.MAX_POSITION > 2**31 else 32
-    eps32 = float(np.finfo(np.float32).eps)
-    res = rr.RopeConfig(head_dim=16, resonance=True)
-    L = rr.integer_wavelengths(res)
-    even = int(L[L % 2 == 0][0])
-    i = int(np.flatnonzero(L == even)[0])
-    ang = np.asarray(
-        phases(jnp.asarray([even // 2, even // 2 + 1, 3 * even // 8]), constants(res, None, w), jnp.float32)
-    )
-    assert ang[0, i] == pytest.approx(math.pi, abs=4 * eps32) and ang[0, i] > 0
-    assert ang[1, i] < 0 and ang[2, i] > 0
-    pos = np.array([-(10**6) - 7, -12345, -3, -1, 0, 2, 777, 10**6 + 3])
-    for cfg in (res, rr.RopeConfig(head_dim=16)):
+
+    def angles(cfg, pos):
         ang = np.asarray(phases(jnp.asarray(pos), constants(cfg, None, w), jnp.float32))
         assert ang.dtype == np.float32, cfg
-        a = ang.astype(np.float64)
-        assert np.all(np.abs(a) <= math.pi * (1 + eps32)), cfg
-        assert np.all(np.abs(a - rr.phases(cfg, pos)) <= 3 * math.pi * eps32), cfg
+        return ang
+
+    eps32 = float(np.finfo(np.float32).eps)
+    pos = np.array([-(10**6) - 7, -12345, -3, -1, 0, 2, 777, 10**6 + 3])
+    assert_centred_phases(angles, pos, lambda cfg, p: 3 * math.pi * eps32, eps32)

@@ -18,6 +18,7 @@ import pytest
 mx = pytest.importorskip("mlx.core", reason="rrope_mlx needs MLX (pip install 'resonance-rope[mlx]')")
 
 import rrope_core as rr  # noqa: E402
+from rrope_conformance.harness import assert_centred_phases  # noqa: E402
 from rrope_conformance.tolerance import EPS, phase_budget, rotation_tolerance  # noqa: E402
 from rrope_core import rotation as ref  # noqa: E402
 
@@ -176,7 +177,10 @@ def test_path_argument_is_checked():
         rr.RopeInputError, match=r"^w\.shape=\(1, 1, 3, 8\) is invalid: must equal x\.shape=\(1, 1, 3, 16\)"
     ):
         B.grad_apply_rotary(x, B.from_numpy(np.arange(3), "int64"), CFG, B.from_numpy(np.ones((1, 1, 3, 8)), "float32"))
-    with pytest.raises(rr.RopeInputError, match="^path="):
+    # the value and the rule named (kills fast.x_plan__mutmut_3, _4)
+    with pytest.raises(
+        rr.RopeInputError, match=r"^path='quick' is invalid: must be one of \('auto', 'fast', 'exact'\)$"
+    ):
         B.apply_rotary(x, B.from_numpy(np.arange(3), "int64"), CFG, path="quick")
     # grad_apply_rotary: x's errors under x's name, path passed on, a NumPy w taken (kills
     # rotation.x_grad_apply_rotary__mutmut_7, _12, _51, _16); inv_freq checks its device (_2).
@@ -391,26 +395,29 @@ def test_metal_fast_trig_error_within_the_documented_bound():
 def test_float64_phases_are_centred_like_the_reference():
     """The float64 path's re-centring (``_turns_of``), which cos/sin alone cannot see, as
     test_torch.py's and test_jax.py's twins. Kills phases.x__turns_of__mutmut_30, _32, _33 (residues
-    centred to another range). Angles lie in [-pi, pi], ``m = L/2`` is +pi (the reference's
-    ``(-L/2, L/2]``), and they equal the reference's within 2*pi*eps64 (r/L and the product by 2*pi,
-    each rounded once, |angle| <= pi)."""
+    centred to another range), and, with the config without resonance, x__turns__mutmut_115 (``t +
+    round(t)``: past 2**52, m*f_lo is several turns) and x_phases__mutmut_5 (float64 turns asked as
+    float32). Angles lie in [-pi, pi], ``m = L/2`` is +pi (the reference's ``(-L/2, L/2]``), and
+    they equal the reference's within 2*pi*eps64 with resonance (r/L and the product by 2*pi, each
+    rounded once, |angle| <= pi), else within 6*pi*eps64 + eps64*|m*theta| (the module docstring's
+    2*eps64 + eps64*|m*theta|/(2*pi) turns, times 2*pi; the product by 2*pi and the reference's
+    own rounding, pi*eps64 each)."""
     import math
 
     from rrope_mlx.phases import constants, phases
 
     eps64 = float(np.finfo(np.float64).eps)
-    res = rr.RopeConfig(head_dim=16, resonance=True)
-    L = rr.integer_wavelengths(res)
-    even = int(L[L % 2 == 0][0])
-    i = int(np.flatnonzero(L == even)[0])
-    pos = B.from_numpy(np.array([even // 2, even // 2 + 1, 3 * even // 8]), "int64")
-    ang = np.asarray(B.to_numpy(phases(pos, constants(res, None), mx.float64)))
-    assert ang[0, i] == pytest.approx(math.pi, abs=4 * eps64) and ang[0, i] > 0
-    assert ang[1, i] < 0 and ang[2, i] > 0
-    many = np.array([0, 2, 777, 12345, 10**6 + 3, 2**40 + 1])
-    a = np.asarray(B.to_numpy(phases(B.from_numpy(many, "int64"), constants(res, None), mx.float64)))
-    assert np.all(np.abs(a) <= math.pi * (1 + eps64))
-    assert np.all(np.abs(a - rr.phases(res, many)) <= 2 * math.pi * eps64)
+
+    def angles(cfg, pos):
+        return B.to_numpy(phases(B.from_numpy(pos, "int64"), constants(cfg, None), mx.float64))
+
+    def bound(cfg, pos):
+        if cfg.resonance:
+            return 2 * math.pi * eps64
+        return 6 * math.pi * eps64 + eps64 * np.abs(pos[:, None].astype(np.float64) * rr.inv_freq(cfg))
+
+    many = np.array([0, 2, 777, 12345, 10**6 + 3, 2**40 + 1, 2**52 + 12345, -(2**55) - 7])
+    assert_centred_phases(angles, many, bound, eps64)
 
 
 def test_gate_refuses_positions_from_fast_max_position_on():
@@ -437,12 +444,14 @@ def test_float32_phases_are_centred_like_the_reference():
 
     from rrope_mlx.phases import constants, phases
 
+    def angles(cfg, pos):
+        return B.to_numpy(phases(B.from_numpy(pos, "int64"), constants(cfg, None)))
+
+    def bound(cfg, pos):
+        return 1.5 * math.pi * EPS32 if cfg.resonance else (math.pi + 1) * EPS32 + 1e-9
+
     pos = np.array([0, 3, 777, 12345, 10**6 + 3, 2**31 - 1, 2**40 + 1, 2**47 + 5])
-    for cfg in (rr.RopeConfig(head_dim=16), rr.RopeConfig(head_dim=16, resonance=True)):
-        a = np.asarray(B.to_numpy(phases(B.from_numpy(pos, "int64"), constants(cfg, None))), np.float64)
-        assert np.all(np.abs(a) <= math.pi * (1 + EPS32)), cfg
-        bound = 1.5 * math.pi * EPS32 if cfg.resonance else (math.pi + 1) * EPS32 + 1e-9
-        assert np.all(np.abs(a - rr.phases(cfg, pos)) <= bound), cfg
+    assert_centred_phases(angles, pos, bound, EPS32, half_turn=False)
 
 
 def test_numpy_inputs_and_empty_positions():
@@ -462,3 +471,104 @@ def test_numpy_inputs_and_empty_positions():
     empty = B.from_numpy(np.zeros(0, np.int64), "int64")
     for seq_len in (None, 100):
         assert tuple(B.cos_sin(dynamic, empty, seq_len)[0].shape) == (0, 8)
+
+
+# --- the path and seq_len a call asks for reach the fast path (mutation testing, docs/mutation.md) ---
+
+#: LongRoPE: short factors (theta_max 1) up to seq_len 64, long ones (theta_max 0.25) past it
+LONG = rr.RopeConfig(head_dim=32, scaling=rr.LongRoPE([1.0] * 16, [4.0] * 16, 64, factor=8.0))
+#: bfloat16's gate (FAST_PHASE_SHARE 0.25): m*theta_max <= 2**14, so max position 20003 passes with
+#: the long factors only
+LONG_POS = 20000 + np.arange(4)
+
+
+@pytest.mark.skipif(GPU, reason="Metal's gate also bounds m*theta by pi: positions past 2**14 never go fast there")
+def test_gate_uses_the_frequencies_of_the_seq_len_asked():
+    """path_for and plan judge the gate with the frequencies of the call's own seq_len. Kills
+    fast.x_path_for__mutmut_15 (seq_len dropped: resolved from the positions, 20004, long factors)
+    and fast.x_plan__mutmut_125 (the gate judged with seq_len=None's, the short factors)."""
+    x, p = B.from_numpy(_x((1, 2, 4, 32)), "bfloat16"), B.from_numpy(LONG_POS, "int64")
+    assert B.path_for(x, p, LONG, seq_len=512) == "fast"  # 20003 * 0.25 <= 2**14
+    assert B.path_for(x, p, LONG, seq_len=64) == "exact"  # 20003 * 1 > 2**14
+
+
+@pytest.mark.skipif(GPU, reason="Metal's gate also bounds m*theta by pi: positions past 2**14 never go fast there")
+@pytest.mark.parametrize("path", ["auto", "fast"])
+def test_fast_path_rotates_with_the_frequencies_of_the_seq_len_asked(path):
+    """The fast path's rotation uses seq_len's frequencies (here LongRoPE's long factors, a 4x
+    smaller theta than seq_len=None's short ones), within the conformance tolerance plus
+    mx.fast.rope's phase error. Kills fast.x_rotate__mutmut_3 (constants(cfg, None)) and
+    fast.x_plan__mutmut_107 (path='fast' planned without the resolved seq_len)."""
+    x = _x((1, 2, 4, 32), seed=3)
+    out, got, exact = _run("apply_rotary", LONG, x, LONG_POS, "bfloat16", path=path, seq_len=512)
+    want = ref.apply_rotary(exact, LONG_POS, LONG, 512)
+    a = rr.attention_factor(LONG, 512)
+    tol = rotation_tolerance(LONG, exact, want, LONG_POS, 512, "bfloat16", a)
+    assert np.all(np.abs(got - want) <= tol + _fast_extra(LONG, exact, LONG_POS, 512) * a)
+
+
+@pytest.mark.skipif(GPU, reason="Metal's gate also bounds m*theta by pi: positions past 3 never go fast there")
+def test_path_exact_is_the_exact_path_even_where_fast_would_pass():
+    """path='exact' never plans the fast one: its output is bit for bit the exact path's (rotation._exact),
+    on an arange that the gate admits and where the two paths' bits differ. Kills fast.x_plan__mutmut_13,
+    _16, _17 (the layout computed for path='exact' too, so the gate could pick the fast path)."""
+    from rrope_mlx.rotation import _exact
+
+    pos = 900 + np.arange(6)  # bfloat16's gate admits m*theta_max <= 2**14 (float32's only <= 0.25)
+    xb = B.from_numpy(_x((2, 3, 6, 16), seed=4), "bfloat16")
+    pb = B.from_numpy(pos, "int64")
+    fast_bits = B.to_numpy(B.apply_rotary(xb, pb, CFG, path="fast"))
+    exact_bits = B.to_numpy(_exact(xb, pb, CFG, None, False))
+    assert not np.array_equal(fast_bits, exact_bits)  # the check below can tell the paths apart
+    np.testing.assert_array_equal(B.to_numpy(B.apply_rotary(xb, pb, CFG, path="exact")), exact_bits)
+
+
+def test_path_fast_is_refused_from_fast_max_position_on():
+    """path='fast' raises once a position reaches FAST_MAX_POSITION (2**24), as its message says;
+    kills fast.x_plan__mutmut_85 (``>`` for ``>=``: 2**24 itself let through)."""
+    x = B.from_numpy(np.zeros((1, 1, 4, 16)), "float32")
+    B.apply_rotary(x, B.from_numpy(2**24 - 4 + np.arange(4), "int64"), CFG, path="fast")
+    with pytest.raises(rr.RopeInputError, match=r"^path='fast' is invalid: .* max position < 16777216"):
+        B.apply_rotary(x, B.from_numpy(2**24 - 3 + np.arange(4), "int64"), CFG, path="fast")
+
+
+@pytest.mark.parametrize("path", ["auto", "exact"])
+def test_one_vector_and_an_empty_sequence(path):
+    """x of shape (D,) with one scalar position, and x with no positions along axis -2, rotate as the
+    reference does, and path='fast' refuses the empty sequence with its documented error. Kills
+    fast.x__layout__mutmut_5 (1-D x: an IndexError), _4 and x_plan__mutmut_28 (the empty sequence
+    and 1-D x reach _offsets / x.shape[-2]: a NumPy ValueError, an IndexError)."""
+    for shape, pos in (((16,), np.array(3)), ((2, 0, 16), np.zeros((0,), np.int64))):
+        x = _x(shape, seed=5)
+        _, got, exact = _run("apply_rotary", CFG, x, pos, "float32", path=path)
+        want = ref.apply_rotary(exact, pos, CFG)
+        assert got.shape == want.shape == shape
+        assert np.all(np.abs(got - want) <= rotation_tolerance(CFG, exact, want, pos, None, "float32", 1.0))
+    with pytest.raises(rr.RopeInputError, match=r"^path='fast' is invalid: needs positions offset \+ arange\(T\)"):
+        B.apply_rotary(B.from_numpy(np.zeros((2, 0, 16)), "float32"), B.from_numpy(pos, "int64"), CFG, path="fast")
+
+
+def test_float32_turns_are_the_exact_fixed_point_residue():
+    """``_turns`` (float32) against ``frac(m*f)``, ``f = theta / 2pi`` in exact rationals (the module's
+    2pi, ``_TWO_PI_EXACT``), centred to (-1/2, 1/2]: within the docstring's fixed-point bound
+    2**-47 + |m|*2**-96 turns plus the float32 rounding of the result, 2**-24*(|t| + 2**-46). cos/sin
+    of the angle hide errors up to the conformance budget; this checks the turns to the bit budget.
+    Kills phases.x__turns__mutmut_47, _48, _75 (the S3 products dropped, subtracted, or shifted one
+    bit too far: errors up to 2**-23 turns at positions whose low limbs are large)."""
+    from fractions import Fraction
+
+    from rrope_mlx.phases import _TWO_PI_EXACT, _turns, constants
+
+    cfg = rr.RopeConfig(head_dim=16)
+    k = constants(cfg, None)
+    rng = np.random.default_rng(7)
+    top = (2**24 - 1) * (1 + 2**24)  # both low limbs of m at their maximum
+    pos = np.concatenate([rng.integers(-(2**62), 2**62, 200), top + (np.arange(-3, 4) << 48)])
+    t = np.asarray(B.to_numpy(_turns(mx.expand_dims(mx.array(pos, dtype=mx.int64), -1), k, mx.float32)), np.float64)
+    for j, th in enumerate(k.theta.tolist()):
+        f = Fraction(th) / _TWO_PI_EXACT
+        for i, m in enumerate(pos.tolist()):
+            r = (m * f) % 1
+            exact = float(r - 1 if r > Fraction(1, 2) else r)
+            bound = 2**-47 + abs(m) * 2**-96 + 2**-24 * (abs(exact) + 2**-46)
+            assert abs(t[i, j] - exact) <= bound, (m, th, t[i, j], exact)

@@ -26,7 +26,7 @@ B = pytest.importorskip(
 import keras  # noqa: E402  (TensorFlow's own Keras 3)
 
 import rrope_core as rr  # noqa: E402
-from rrope_conformance.harness import assert_within  # noqa: E402
+from rrope_conformance.harness import assert_centred_phases, assert_within  # noqa: E402
 from rrope_conformance.tolerance import EPS, compute_eps, rotation_tolerance  # noqa: E402
 from rrope_core import rotation as ref  # noqa: E402
 from rrope_tensorflow.phases import phases  # noqa: E402
@@ -396,16 +396,12 @@ def test_phases_are_centred_like_the_reference():
     import math
 
     eps64 = float(np.finfo(np.float64).eps)
-    res = rr.RopeConfig(head_dim=16, resonance=True)
-    L = rr.integer_wavelengths(res)
-    even = int(L[L % 2 == 0][0])
-    i = int(np.flatnonzero(L == even)[0])
-    ang = phases(res, tf.constant([even // 2, even // 2 + 1, 3 * even // 8], tf.int64), None, tf.float64).numpy()
-    assert ang[0, i] == pytest.approx(math.pi, abs=4 * eps64) and ang[0, i] > 0
-    assert ang[1, i] < 0 and ang[2, i] > 0
-    pos = np.array([0, 2, 777, 12345, 10**6 + 3])
-    for cfg in (res, rr.RopeConfig(head_dim=16)):
-        a = phases(cfg, tf.constant(pos, tf.int64), None, tf.float64).numpy()
-        assert np.all(np.abs(a) <= math.pi * (1 + eps64)), cfg
+
+    def bound(cfg, pos):
         mtheta = 0.0 if cfg.resonance else np.abs(pos[:, None] * rr.inv_freq(cfg))
-        assert np.all(np.abs(a - rr.phases(cfg, pos)) <= 2 * math.pi * eps64 + 2 * eps64 * mtheta), cfg
+        return 2 * math.pi * eps64 + 2 * eps64 * mtheta
+
+    def angles(cfg, pos):
+        return phases(cfg, tf.constant(pos, tf.int64), None, tf.float64).numpy()
+
+    assert_centred_phases(angles, np.array([0, 2, 777, 12345, 10**6 + 3]), bound, eps64)

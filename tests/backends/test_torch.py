@@ -11,6 +11,7 @@ torch = pytest.importorskip("torch", reason="the PyTorch backend needs torch")
 rt = pytest.importorskip("rrope_torch", reason="rrope_torch is not installed")
 
 import rrope_core as rr  # noqa: E402
+from rrope_conformance.harness import assert_centred_phases  # noqa: E402
 from rrope_conformance.tolerance import rotation_tolerance  # noqa: E402
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -233,20 +234,11 @@ def test_phases_are_centred_like_the_reference():
     within ~1e-12, one float32 rounding of |angle| <= pi, the reference's own rounding)."""
     from rrope_torch.phases import phases
 
-    eps32 = float(np.finfo(np.float32).eps)
-    res = rr.RopeConfig(head_dim=16, resonance=True)
-    L = rr.integer_wavelengths(res)
-    even = int(L[L % 2 == 0][0])
-    ang, _ = phases(torch.tensor([even // 2, even // 2 + 1, 3 * even // 8]), res, None, torch.float32)
-    i = int(np.flatnonzero(L == even)[0])
-    assert float(ang[0, i]) == pytest.approx(math.pi, abs=4 * eps32) and float(ang[0, i]) > 0
-    assert float(ang[1, i]) < 0 and float(ang[2, i]) > 0
-    plain = rr.RopeConfig(head_dim=16)
-    pos = np.array([-(10**6) - 7, -12345, -3, -1, 0, 2, 777, 10**6 + 3])
-    for cfg in (res, plain):
+    def angles(cfg, pos):
         ang, _ = phases(torch.tensor(pos), cfg, None, torch.float32)
         assert ang.dtype == torch.float32, cfg
-        a = ang.numpy().astype(np.float64)
-        assert np.all(np.abs(a) <= math.pi * (1 + eps32)), cfg
-        want = rr.phases(cfg, pos)
-        assert np.all(np.abs(a - want) <= 3 * math.pi * eps32), cfg
+        return ang.numpy()
+
+    eps32 = float(np.finfo(np.float32).eps)
+    pos = np.array([-(10**6) - 7, -12345, -3, -1, 0, 2, 777, 10**6 + 3])
+    assert_centred_phases(angles, pos, lambda cfg, p: 3 * math.pi * eps32, eps32)
