@@ -242,3 +242,21 @@ def test_phases_are_centred_like_the_reference():
     eps32 = float(np.finfo(np.float32).eps)
     pos = np.array([-(10**6) - 7, -12345, -3, -1, 0, 2, 777, 10**6 + 3])
     assert_centred_phases(angles, pos, lambda cfg, p: 3 * math.pi * eps32, eps32)
+
+
+def test_the_traced_branch_of_the_rotation_gives_the_eager_result(monkeypatch):
+    """The branch ``_rotary`` takes while torch.compile traces (plain ops instead of the autograd
+    Function) computes the eager result, bit for bit, with the attention factor (a YaRN config) and
+    for the inverse. Called with ``is_compiling`` patched, so that ``nox -s
+    "mutation_backend(backend='torch')"`` (which cannot run torch.compile) sees it: kills
+    rotation.x__rotary__mutmut_119 (the factor passed as None)."""
+    cfg = rr.RopeConfig(head_dim=16, rotary_dim=12, scaling=rr.YaRN(4.0, 64))
+    assert rr.attention_factor(cfg) != 1.0
+    x = torch.randn(2, 3, 5, 16, generator=torch.Generator().manual_seed(0))
+    pos = torch.arange(5) + 100
+    eager = [rt.apply_rotary(x, pos, cfg, impl="eager"), rt.inverse_rotary(x, pos, cfg, impl="eager")]
+    with monkeypatch.context() as m:
+        m.setattr(torch.compiler, "is_compiling", lambda: True)
+        traced = [rt.apply_rotary(x, pos, cfg, impl="eager"), rt.inverse_rotary(x, pos, cfg, impl="eager")]
+    for t, e in zip(traced, eager, strict=True):
+        assert torch.equal(t, e)
