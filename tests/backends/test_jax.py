@@ -131,7 +131,10 @@ def test_inv_freq_is_float32_without_a_dtype_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         f = rj.inv_freq(CFG)
-        # Kills rrope_jax.phases x_phases__mutmut_4 (positions cast to int64 without x64: JAX warns).
+        # Kills rrope_jax.phases x_phases__mutmut_4 (positions cast to int64 without x64: JAX warns
+        # while tracing). An earlier test's cached program would skip the trace, and the warning with
+        # it (mutmut's run survived so): clear JAX's caches, so this call traces.
+        jax.clear_caches()
         for cfg in (CFG, PLAIN):
             rj.apply_rotary(jnp.asarray(_x()), jnp.arange(5), cfg).block_until_ready()
     if rj.MAX_POSITION <= 2**31:
