@@ -167,7 +167,7 @@ MUTATION_BACKENDS = {
     # not mutated; its launch helpers are (the interpreter test runs the kernel's logic on CPU).
     "torch": (
         ["rotation.py", "phases.py", "constants.py", "fused.py", "triton_kernel.py"],
-        ["test_torch.py", "test_torch_triton.py"],
+        ["test_torch.py", "test_torch_triton.py", "test_torch_dtensor.py"],
         ["torch"],
         ["-k", "not torch_compile"],
     ),
@@ -175,12 +175,18 @@ MUTATION_BACKENDS = {
     "mlx": (["rotation.py", "phases.py", "fast.py"], ["test_mlx.py"], ["mlx.core"], []),
 }
 
+#: Files the tests above run in child processes (not collected): copied beside them. mutmut's stats
+#: see only the parent, so the DTensor ranks' mutants are judged by hand (docs/mutation.md, †).
+MUTATION_HELPERS = {"torch": ["torch_dtensor_child.py"]}
+
 #: The workspace's conftest.py. mutmut's stats run (one process, every test) learns which tests
 #: reach each function from its trampolines, which run only when Python code runs: a jax.jit /
 #: torch.compile / lru_cache filled by an earlier test would hide that a later test reaches the function,
 #: and mutmut would not run that test against its mutants. So the stats run clears those caches
 #: before each test. Mutant runs need nothing: each is a fresh process forked from a server that
 #: has only imported modules (forkserver, warmup "import"), so every trace runs the mutant's code.
+#: But a trace happens once per program in that process: a test of what happens while tracing (a
+#: warning) clears the caches itself, since an earlier test may have traced the same program.
 _MUTATION_CONFTEST = """\
 import os
 
@@ -226,7 +232,7 @@ def mutation_backend(session: nox.Session, backend: str) -> None:
     # and the suite beside it; the package itself is never installed (it would shadow mutants/).
     for src, dst in (("rrope_core", "rrope_core"), (f"backends/{pkg}", pkg), ("conformance", "conformance")):
         shutil.copytree(src, os.path.join(ws, dst), dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ["__init__.py", "conftest.py", *tests_files]:
+    for name in ["__init__.py", "conftest.py", *tests_files, *MUTATION_HELPERS.get(backend, [])]:
         shutil.copy2(os.path.join("tests", "backends", name), os.path.join(ws, "tests", "backends", name))
     shutil.copy2(os.path.join("tests", "conftest.py"), os.path.join(ws, "tests", "conftest.py"))
     conftest = os.path.join(ws, "conftest.py")

@@ -22,7 +22,7 @@ if not dist.is_available() or not dist.is_gloo_available():
 
 CHILD = Path(__file__).with_name("torch_dtensor_child.py")
 CFGS = ["resonance_yarn", "plain", "dynamic_ntk"]
-CASES = ["heads", "sequence", "sequence_inverse", "qk", "grad"]
+CASES = ["heads", "sequence", "sequence_inverse", "qk", "qk_mixed", "grad"]
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,17 @@ def run(mesh, name, cfg):
     res["qk"] = dict(worst=max(worst(oq.full_tensor(), q, pos.expand(1, 4, 8), cfg),
                                worst(ok.full_tensor(), k, pos.expand(1, 2, 8), cfg)),
                      comms=comm.get_total_counts(), placements=str(oq.placements), dtensor=isinstance(ok, DTensor))  # fmt: skip
+    # only q a DTensor (sharded on the sequence), k a plain tensor: each rotated as apply_rotary
+    # rotates it, with no collective; k stays plain
+    q, k = torch.randn(1, 8, 4, 16, generator=g), torch.randn(1, 8, 2, 16, generator=g)
+    pos = (torch.arange(8) + OFFSET)[:, None]
+    qd = distribute_tensor(q, mesh, [Shard(1)])
+    with CommDebugMode() as comm:
+        oq, ok = rt.apply_rotary_qk(qd, k, pos, cfg)
+    res["qk_mixed"] = dict(worst=max(worst(oq.full_tensor(), q, pos.expand(1, 8, 4), cfg),
+                                     worst(ok, k, pos.expand(1, 8, 2), cfg)),
+                           comms=comm.get_total_counts(), placements=str(oq.placements),
+                           dtensor=isinstance(oq, DTensor) and not isinstance(ok, DTensor))  # fmt: skip
     # gradient through the DTensor: d/dx sum(w * R x) = a * R(-phi) w, sharded like x
     x = torch.randn(2, 12, 3, 16, generator=g)
     w = torch.randn(2, 12, 3, 16, generator=g)
