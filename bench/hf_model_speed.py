@@ -15,7 +15,9 @@ training step (forward, backward, AdamW) and of cached generation, as the median
 batch at small positions (a sanity check: the variants compute the same function up to float32
 table rounding), and the number of graphs Inductor ran without CUDA graphs during generation (its
 ``cudagraph_skips`` counter; the reason: ``TORCH_LOGS=perf_hints``). Inductor's fusions: rerun with
-``TORCH_LOGS=output_code``.
+``TORCH_LOGS=output_code``. ``--profile`` adds one generation per variant under ``torch.profiler``:
+device kernels launched, the device's busy time and the wall time of that generation (a variant
+whose busy time matches (a)'s but whose wall time does not is bound by the host, not the GPU).
 """
 
 from __future__ import annotations
@@ -106,6 +108,23 @@ def loop_time(fn, n: int, device) -> float:
     return (time.perf_counter() - start) / n
 
 
+def profile_once(fn, device) -> tuple[int, float, float]:
+    """``(kernels, device busy ms, wall ms)`` of one ``fn()`` under torch.profiler (kernels: 0 on CPU)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    sync(device)
+    with profile(activities=activities) as prof:
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        wall = time.perf_counter() - start
+    on_device = [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
+    busy = sum(getattr(e, "self_device_time_total", 0.0) for e in on_device) / 1e3
+    return sum(e.count for e in on_device), busy, wall * 1e3
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -118,6 +137,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per loop")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="also profile one generation per variant")
     args = parser.parse_args(argv)
     if args.tiny:
         args.vocab, args.seq, args.prompt, args.new_tokens = 256, 64, 16, 8
@@ -146,7 +166,7 @@ def main(argv=None) -> None:
         model.generate(prompt, **kwargs)
 
     state = {k: v.clone() for k, v in model.state_dict().items()}  # every variant trains from the same weights
-    rows, logits, skips = {}, {}, {}
+    rows, logits, skips, profiled = {}, {}, {}, {}
     for name in VARIANTS:
         model.load_state_dict(state)
         opt.state.clear()
@@ -161,6 +181,9 @@ def main(argv=None) -> None:
                 generate()
                 decode = [args.batch * args.new_tokens / loop_time(generate, 1, device) for _ in range(args.repeats)]
             skips[name] = counters["inductor"]["cudagraph_skips"]
+            if args.profile:
+                with torch.no_grad():
+                    profiled[name] = profile_once(generate, device)
         rows[name] = (train, decode)
     name0 = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     print(f"# {name0}  torch {torch.__version__}  {n_params / 1e6:.1f}M parameters  {dtype}  config {cfg!r}")
@@ -180,6 +203,12 @@ def main(argv=None) -> None:
             f"| {name} | {t:.0f} ({min(train):.0f}-{max(train):.0f}) | {t / base_t:.3f} "
             f"| {g:.0f} ({min(decode):.0f}-{max(decode):.0f}) | {g / base_g:.3f} | {skips[name]} | {diff:.3g} |"
         )
+    if profiled:
+        print(f"\n# one generation per variant under torch.profiler ({args.new_tokens} new tokens)")
+        print("| variant | device kernels | device busy ms | wall ms | busy / wall |")
+        print("|---|---|---|---|---|")
+        for name, (kernels, busy, wall) in profiled.items():
+            print(f"| {name} | {kernels} | {busy:.1f} | {wall:.1f} | {busy / wall:.2f} |")
 
 
 if __name__ == "__main__":
