@@ -260,3 +260,14 @@ def test_the_traced_branch_of_the_rotation_gives_the_eager_result(monkeypatch):
         traced = [rt.apply_rotary(x, pos, cfg, impl="eager"), rt.inverse_rotary(x, pos, cfg, impl="eager")]
     for t, e in zip(traced, eager, strict=True):
         assert torch.equal(t, e)
+
+
+def test_phases_are_computed_on_the_positions_device():
+    """rrope_torch.phases asks for its tables on the positions' device: on a ``meta`` device (no GPU
+    needed) the angles are ``meta`` tensors of the right shape and dtype. Kills phases.x_phases__mutmut_4
+    (the tables made on the default device: on CUDA positions a device mismatch)."""
+    from rrope_torch.phases import phases
+
+    for cfg in (rr.RopeConfig(head_dim=16, resonance=True), rr.RopeConfig(head_dim=16)):
+        ang, _ = phases(torch.arange(4, device="meta"), cfg, None, torch.float32)
+        assert (ang.device.type, tuple(ang.shape), ang.dtype) == ("meta", (4, 8), torch.float32), cfg
