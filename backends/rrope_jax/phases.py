@@ -99,9 +99,13 @@ def phases(positions, k: Constants, compute):
         r = jnp.remainder(m, period)  # floor mod: in [0, L) for any sign of m
         r = jnp.where(r > period // 2, r - period, r)
         angle = r.astype(compute) * jnp.asarray(k.step, compute)
-        if big.any():  # |m| < L: the angle m*(2*pi/L), re-centred past L/2 (one float rounding of m)
+        if big.any():  # |m| < L: the angle m*(2*pi/L), centred to (-L/2, L/2] (one float rounding of m)
             far = m.astype(compute) * jnp.asarray(k.step, compute)
-            far = jnp.where(m > jnp.asarray(k.periods // 2, compute), far - 2 * np.pi, far)
+            # r = m - L past L/2, m + L at or below -L/2: integer thresholds (exact), capped at the
+            # type's maximum (a larger one is beyond every position)
+            above = jnp.asarray(np.minimum(k.periods // 2, top), m.dtype)
+            below = jnp.asarray(np.minimum((k.periods - 1) // 2, top), m.dtype)
+            far = jnp.where(m > above, far - 2 * np.pi, jnp.where(m < -below, far + 2 * np.pi, far))
             angle = jnp.where(jnp.asarray(big), far, angle)
         return angle
     return _turns(m, k).astype(compute) * jnp.asarray(2 * np.pi * 2.0**-k.bits, compute)

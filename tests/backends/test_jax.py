@@ -292,3 +292,28 @@ def test_phases_are_centred_like_the_reference():
     eps32 = float(np.finfo(np.float32).eps)
     pos = np.array([-(10**6) - 7, -12345, -3, -1, 0, 2, 777, 10**6 + 3])
     assert_centred_phases(angles, pos, lambda cfg, p: 3 * math.pi * eps32, eps32)
+
+
+@pytest.mark.skipif(rj.MAX_POSITION > 2**31, reason="the branch is for periods past int32: with x64 none is")
+def test_periods_past_int32_are_centred_like_the_reference():
+    """A resonance period beyond int32 (base 8.5e9: L = 3064936127 for the last pair) takes the
+    ``far`` branch: angle ``fl(m) * fl(2pi/L)``, re-centred past ``L // 2``. Around ``L // 2`` and at
+    the int32 ends the angles lie in [-pi, pi] and within 3*pi*eps32 of the reference's (``m`` and
+    ``2pi/L`` rounded once each, the product once; |angle| <= pi), as the other centring tests. Kills
+    x_phases__mutmut_17 (the big period fed to int32), _61 (``>=``: m = L // 2 gives -pi), _67
+    (``// 3``) and _68 (``+ 2pi``)."""
+    import math
+
+    from rrope_jax.phases import constants, phases
+
+    cfg = rr.RopeConfig(head_dim=16, base=8.5e9, resonance=True)
+    L = int(rr.integer_wavelengths(cfg)[-1])
+    assert 2**31 <= L < 2**32  # periods past int32 whose half is an int32 position
+    half = L // 2
+    pos = np.array([-(2**31) + 1, -half - 1, -half, -12345, 0, 1, L // 3 + 5, half - 1, half, half + 1, 2**31 - 1])
+
+    def angles(c, p):
+        return np.asarray(phases(jnp.asarray(p, jnp.int32), constants(c, None, 32), jnp.float32))
+
+    eps32 = float(np.finfo(np.float32).eps)
+    assert_centred_phases(angles, pos, lambda c, p: 3 * math.pi * eps32, eps32, configs=[cfg], half_turn=False)
