@@ -177,6 +177,12 @@ def test_inv_freq_and_phases_with_x64_in_a_child_process():
         # x_grad_apply_rotary__mutmut_30, the loss summed in float32 even for float64 inputs).
         "g = np.asarray(rj.grad_apply_rotary(jnp.asarray(x), jnp.asarray(p), cfg, jnp.asarray(x)))\n"
         "assert g.dtype == np.float64 and np.abs(g - rr.inverse_rotary(x, p, cfg)).max() <= tol\n"
+        # A resonance period past int32 (base 8.5e9: L ~ 3.06e9) is an ordinary int64 residue with
+        # x64, at positions past L: the same bound (resonance phases: <= 1.5*pi*eps64, three
+        # roundings). Kills x_phases__mutmut_8 (int32's maximum as the limit even with x64).
+        "res = rr.RopeConfig(head_dim=16, base=8.5e9, resonance=True)\n"
+        "out = np.asarray(rj.apply_rotary(jnp.asarray(x), jnp.asarray(p), res))\n"
+        "assert np.abs(out - rr.apply_rotary(x, p, res)).max() <= tol\n"
         "print('x64 ok')\n"
     )
     env = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
@@ -300,8 +306,8 @@ def test_periods_past_int32_are_centred_like_the_reference():
     ``far`` branch: angle ``fl(m) * fl(2pi/L)``, re-centred past ``L // 2``. Around ``L // 2`` and at
     the int32 ends the angles lie in [-pi, pi] and within 3*pi*eps32 of the reference's (``m`` and
     ``2pi/L`` rounded once each, the product once; |angle| <= pi), as the other centring tests. Kills
-    x_phases__mutmut_17 (the big period fed to int32), _61 (``>=``: m = L // 2 gives -pi), _67
-    (``// 3``) and _68 (``+ 2pi``)."""
+    the mutants of that branch: re-centred on one side only (the code had that bug: angles down to
+    -4.4 rad at negative positions), at ``L // 3`` or with ``+ 2pi``, and a float threshold."""
     import math
 
     from rrope_jax.phases import constants, phases
@@ -311,6 +317,10 @@ def test_periods_past_int32_are_centred_like_the_reference():
     assert 2**31 <= L < 2**32  # periods past int32 whose half is an int32 position
     half = L // 2
     pos = np.array([-(2**31) + 1, -half - 1, -half, -12345, 0, 1, L // 3 + 5, half - 1, half, half + 1, 2**31 - 1])
+    # the pair of L = 175891180 (> 2**24): L/2 + 1 and L/2 round to one float32, so only an integer
+    # comparison re-centres L/2 + 1 (kills _37, ``r > period / 2``)
+    L6 = int(rr.integer_wavelengths(cfg)[-2])
+    pos = np.concatenate([pos, L6 // 2 + np.array([-1, 0, 1, 2])])
 
     def angles(c, p):
         return np.asarray(phases(jnp.asarray(p, jnp.int32), constants(c, None, 32), jnp.float32))
