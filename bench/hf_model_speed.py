@@ -121,7 +121,7 @@ def profile_once(fn, device) -> tuple[int, float, float]:
         sync(device)
         wall = time.perf_counter() - start
     on_device = [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
-    busy = sum(getattr(e, "self_device_time_total", 0.0) for e in on_device) / 1e3
+    busy = sum(e.self_device_time_total for e in on_device) / 1e3
     return sum(e.count for e in on_device), busy, wall * 1e3
 
 
