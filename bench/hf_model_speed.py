@@ -17,7 +17,15 @@ table rounding), and the number of graphs Inductor ran without CUDA graphs durin
 ``cudagraph_skips`` counter; the reason: ``TORCH_LOGS=perf_hints``). Inductor's fusions: rerun with
 ``TORCH_LOGS=output_code``. ``--profile`` adds one generation per variant under ``torch.profiler``:
 device kernels launched, the device's busy time and the wall time of that generation (a variant
-whose busy time matches (a)'s but whose wall time does not is bound by the host, not the GPU).
+whose busy time matches (a)'s but whose wall time does not is bound by the host, not the GPU),
+and for one training step the same totals plus the kernels whose device time differs most from
+(a)'s, by kernel name (where a variant's extra time goes).
+
+Training loops run variant after variant (each compiled afresh; they repeat within 0.3 % between
+runs). Generation is host-bound on an H200 (the device is busy about a fifth of the wall time), so
+its timings drift with the host: after every variant has compiled its decode step, the timed
+generations go round-robin, one loop per variant per round with the order rotated each round, so
+drift hits every variant alike; the table gives the median and the min-max of the rounds.
 """
 
 from __future__ import annotations
@@ -108,8 +116,9 @@ def loop_time(fn, n: int, device) -> float:
     return (time.perf_counter() - start) / n
 
 
-def profile_once(fn, device) -> tuple[int, float, float]:
-    """``(kernels, device busy ms, wall ms)`` of one ``fn()`` under torch.profiler (kernels: 0 on CPU)."""
+def profile_once(fn, device) -> tuple[int, float, float, dict[str, float]]:
+    """``(kernels, device busy ms, wall ms, {kernel name: device ms})`` of one ``fn()`` under
+    torch.profiler (no kernels on CPU)."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -121,8 +130,27 @@ def profile_once(fn, device) -> tuple[int, float, float]:
         sync(device)
         wall = time.perf_counter() - start
     on_device = [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
-    busy = sum(e.self_device_time_total for e in on_device) / 1e3
-    return sum(e.count for e in on_device), busy, wall * 1e3
+    by_name = {e.key: e.self_device_time_total / 1e3 for e in on_device}
+    return sum(e.count for e in on_device), sum(by_name.values()), wall * 1e3, by_name
+
+
+def print_profiles(title: str, profiled: dict, top: int) -> None:
+    """The totals per variant, then per variant the ``top`` kernels whose device ms differ most
+    from (a)'s (a kernel (a) does not launch counts from 0)."""
+    print(f"\n# {title} under torch.profiler")
+    print("| variant | device kernels | device busy ms | wall ms | busy / wall |")
+    print("|---|---|---|---|---|")
+    for name, (kernels, busy, wall, _) in profiled.items():
+        print(f"| {name} | {kernels} | {busy:.1f} | {wall:.1f} | {busy / wall:.2f} |")
+    base = profiled[VARIANTS[0]][3]
+    for name, (*_, by_name) in list(profiled.items())[1:]:
+        diffs = {k: by_name.get(k, 0.0) - base.get(k, 0.0) for k in set(by_name) | set(base)}
+        worst = sorted(diffs, key=lambda k: -abs(diffs[k]))[:top]
+        print(f"\n{name}: kernels whose device ms differ most from {VARIANTS[0]}'s")
+        print("| kernel | ms | ms in (a) | difference |")
+        print("|---|---|---|---|")
+        for k in worst:
+            print(f"| `{k[:90]}` | {by_name.get(k, 0.0):.3f} | {base.get(k, 0.0):.3f} | {diffs[k]:+.3f} |")
 
 
 def main(argv=None) -> None:
@@ -137,7 +165,11 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed training steps per loop")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="also profile one generation per variant")
+    parser.add_argument("--gen-loops", type=int, default=2, help="generations per timed generation loop")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile one training step and one generation per variant"
+    )
+    parser.add_argument("--top", type=int, default=8, help="kernels listed per variant by --profile")
     args = parser.parse_args(argv)
     if args.tiny:
         args.vocab, args.seq, args.prompt, args.new_tokens = 256, 64, 16, 8
@@ -166,7 +198,7 @@ def main(argv=None) -> None:
         model.generate(prompt, **kwargs)
 
     state = {k: v.clone() for k, v in model.state_dict().items()}  # every variant trains from the same weights
-    rows, logits, skips, profiled = {}, {}, {}, {}
+    train, decode, logits, skips, prof_train, prof_gen = {}, {}, {}, {}, {}, {}
     for name in VARIANTS:
         model.load_state_dict(state)
         opt.state.clear()
@@ -175,40 +207,50 @@ def main(argv=None) -> None:
                 logits[name] = model(ids[:1, :64]).logits.float()
             torch._dynamo.reset()
             train_step()  # compile + warm-up
-            train = [args.batch * args.seq / loop_time(train_step, args.steps, device) for _ in range(args.repeats)]
-            counters["inductor"]["cudagraph_skips"] = 0
-            with torch.no_grad():
-                generate()
-                decode = [args.batch * args.new_tokens / loop_time(generate, 1, device) for _ in range(args.repeats)]
-            skips[name] = counters["inductor"]["cudagraph_skips"]
+            train[name] = [
+                args.batch * args.seq / loop_time(train_step, args.steps, device) for _ in range(args.repeats)
+            ]
             if args.profile:
-                with torch.no_grad():
-                    profiled[name] = profile_once(generate, device)
-        rows[name] = (train, decode)
+                prof_train[name] = profile_once(train_step, device)
+    model.load_state_dict(state)
+    torch._dynamo.reset()  # generation: each variant's decode step compiled once, then timed round-robin
+    for name in VARIANTS:
+        counters["inductor"]["cudagraph_skips"] = 0
+        with variant(model, name, cfg), torch.no_grad():
+            generate()
+            if args.profile:
+                prof_gen[name] = profile_once(generate, device)
+        skips[name] = counters["inductor"]["cudagraph_skips"]
+        decode[name] = []
+    graphs_before = counters["stats"]["unique_graphs"]
+    for r in range(args.repeats):
+        for name in VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]:
+            with variant(model, name, cfg), torch.no_grad():
+                decode[name].append(args.batch * args.new_tokens / loop_time(generate, args.gen_loops, device))
     name0 = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     print(f"# {name0}  torch {torch.__version__}  {n_params / 1e6:.1f}M parameters  {dtype}  config {cfg!r}")
     print(f"# train: batch {args.batch} x {args.seq} tokens, {args.steps} steps per loop; generate: "
-          f"batch {args.batch}, prompt {args.prompt}, {args.new_tokens} new tokens; {args.repeats} repeats; "
+          f"batch {args.batch}, prompt {args.prompt}, {args.new_tokens} new tokens, {args.gen_loops} per loop, "
+          f"round-robin; {args.repeats} repeats; "
           f"compile {not args.no_compile}")  # fmt: skip
     print(
         "| variant | train tok/s median (min-max) | vs hf table | generate tok/s median (min-max) | vs hf table "
         "| cudagraph skips in generate | max abs logit diff vs hf |"
     )
     print("|---|---|---|---|---|---|---|")
-    base_t, base_g = (statistics.median(v) for v in rows["hf table"])
-    for name, (train, decode) in rows.items():
-        t, g = statistics.median(train), statistics.median(decode)
-        diff = (logits[name] - logits["hf table"]).abs().max().item()
+    base_t, base_g = statistics.median(train[VARIANTS[0]]), statistics.median(decode[VARIANTS[0]])
+    for name in VARIANTS:
+        tr, de = train[name], decode[name]
+        t, g = statistics.median(tr), statistics.median(de)
+        diff = (logits[name] - logits[VARIANTS[0]]).abs().max().item()
         print(
-            f"| {name} | {t:.0f} ({min(train):.0f}-{max(train):.0f}) | {t / base_t:.3f} "
-            f"| {g:.0f} ({min(decode):.0f}-{max(decode):.0f}) | {g / base_g:.3f} | {skips[name]} | {diff:.3g} |"
+            f"| {name} | {t:.0f} ({min(tr):.0f}-{max(tr):.0f}) | {t / base_t:.3f} "
+            f"| {g:.0f} ({min(de):.0f}-{max(de):.0f}) | {g / base_g:.3f} | {skips[name]} | {diff:.3g} |"
         )
-    if profiled:
-        print(f"\n# one generation per variant under torch.profiler ({args.new_tokens} new tokens)")
-        print("| variant | device kernels | device busy ms | wall ms | busy / wall |")
-        print("|---|---|---|---|---|")
-        for name, (kernels, busy, wall) in profiled.items():
-            print(f"| {name} | {kernels} | {busy:.1f} | {wall:.1f} | {busy / wall:.2f} |")
+    print(f"# graphs compiled during the timed generation rounds: {counters['stats']['unique_graphs'] - graphs_before}")
+    if args.profile:
+        print_profiles("one training step per variant", prof_train, args.top)
+        print_profiles(f"one generation per variant ({args.new_tokens} new tokens)", prof_gen, args.top)
 
 
 if __name__ == "__main__":
