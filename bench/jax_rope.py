@@ -2,6 +2,7 @@
 
     python bench/jax_rope.py                 # the shapes of bench/rope_kernels.py, bf16
     python bench/jax_rope.py --repeats 7     # more repeats: the spread column widens or not
+    python bench/jax_rope.py --shapes 1 --hlo results/jax-hlo   # also: what XLA compiled, per method
 
 Per shape (B, Hq, Hk, S, D), layout (B, H, S, D): the median time of the jitted forward of q and
 k, and of forward+backward (``jax.vjp`` with random cotangents), for
@@ -18,7 +19,10 @@ k, and of forward+backward (``jax.vjp`` with random cotangents), for
 
 Each figure is the median over ``--repeats`` timed loops (after a warm-up), with the min-max of
 those loops beside it; "% floor" is floor time / method time (same bytes moved); "TB/s fwd" is
-the bytes of q and k read and written once over the forward time. Then the max
+the bytes of q and k read and written once over the forward time. ``--hlo DIR`` writes each
+forward's optimized HLO (``jit(f).lower(q, k).compile().as_text()``) to DIR and prints, per method,
+the instructions of its entry computation by opcode: how many kernels (fusions, custom calls) XLA
+launches, to tell a separate phase kernel from phases fused into the rotation. Then the max
 |cos|, |sin| error of the float32 table and of rrope_jax against rrope_core's float64 phases at
 large positions.
 """
@@ -26,6 +30,8 @@ large positions.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
 import time
 
@@ -84,7 +90,7 @@ def vjp_of(f):
     return jax.jit(run)
 
 
-def run_shape(shape, repeats):
+def run_shape(shape, repeats, want_hlo=False):
     b, hq, hk, s, d = shape
     key = jax.random.PRNGKey(0)
     kq, kk, kgq, kgk, kp = jax.random.split(key, 5)
@@ -127,7 +133,37 @@ def run_shape(shape, repeats):
         "rrope_jax qk, phases apart": vjp_of(ours_apart),
     }
     rows = {n: [timed(fwd[n], (q, k), repeats), timed(bwd[n], (q, k, gq, gk), repeats)] for n in fwd}
-    return rows, 2 * (q.size + k.size) * q.dtype.itemsize  # forward: q and k read and written once
+    hlo = {n: f.lower(q, k).compile().as_text() for n, f in fwd.items()} if want_hlo else {}
+    return rows, 2 * (q.size + k.size) * q.dtype.itemsize, hlo  # forward: q and k read and written once
+
+
+def entry_opcodes(hlo: str) -> dict[str, int]:
+    """Instructions of an optimized HLO module's ENTRY computation, counted by opcode."""
+    lines = hlo.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("ENTRY "))
+    counts: dict[str, int] = {}
+    for line in lines[start + 1 :]:
+        if line.startswith("}"):
+            break
+        match = re.search(r"=\s*\S+(?:\[[^\]]*\])?(?:\{[^}]*\})?\s+([\w-]+)\(", line) or re.search(
+            r"\s([\w-]+)\(", line
+        )
+        if match:
+            counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+    return counts
+
+
+def write_hlo(out_dir: str, shape, texts: dict[str, str]) -> None:
+    """Each method's HLO to ``out_dir``; print its entry computation's opcodes."""
+    os.makedirs(out_dir, exist_ok=True)
+    tag = "x".join(map(str, shape))
+    print(f"\n# optimized HLO at {shape}, forward: entry-computation instructions by opcode")
+    for name, text in texts.items():
+        path = os.path.join(out_dir, f"{tag}-{re.sub(r'[^A-Za-z0-9]+', '_', name).strip('_')}.hlo.txt")
+        with open(path, "w") as f:
+            f.write(text)
+        ops = ", ".join(f"{op} {n}" for op, n in sorted(entry_opcodes(text).items()))
+        print(f"- {name}: {ops} ({path})")
 
 
 def phase_errors():
@@ -152,19 +188,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="all", help="'all' or indices into the shape list, e.g. 0,3")
     parser.add_argument("--repeats", type=int, default=5, help="timed loops per figure (min-max shown)")
+    parser.add_argument("--hlo", metavar="DIR", help="write each forward's optimized HLO here; print its kernels")
     args = parser.parse_args(argv)
     shapes = SHAPES if args.shapes == "all" else [SHAPES[int(i)] for i in args.shapes.split(",")]
     print(f"# {jax.devices()[0].device_kind}  jax {jax.__version__}  config {CFG!r}  repeats {args.repeats}")
     print("| shape (B,Hq,Hk,S,D) | method | fwd ms (min-max) | fwd % floor | fwd+bwd ms (min-max) | fwd+bwd % floor |")
     print("|---|---|---|---|---|---|")
+    hlo = {}
     for shape in shapes:
-        rows, nbytes = run_shape(shape, args.repeats)
+        rows, nbytes, hlo[shape] = run_shape(shape, args.repeats, args.hlo is not None)
         (ff, _, _), (fb, _, _) = rows["copy (floor)"]
         for name, ((f, f0, f1), (b_, b0, b1)) in rows.items():
             print(
                 f"| {shape} | {name} ({nbytes / (f * 1e-3) / 1e12:.2f} TB/s fwd) | {f:.4f} ({f0:.4f}-{f1:.4f}) | {100 * ff / f:.0f}% "
                 f"| {b_:.4f} ({b0:.4f}-{b1:.4f}) | {100 * fb / b_:.0f}% |"
             )
+    for shape, texts in hlo.items():
+        write_hlo(args.hlo, shape, texts)
     print()
     print("| position | float32 table max error | rrope_jax max error |")
     print("|---|---|---|")
