@@ -1,4 +1,5 @@
-"""rrope_torch on DTensors: 2 CPU processes over gloo, q/k sharded on heads or on the sequence
+"""rrope_torch on DTensors: 2 CPU processes over gloo (and 2 GPUs over NCCL where a machine has
+them: skipped otherwise), q/k sharded on heads or on the sequence
 (context parallelism) with global positions give DTensors with the same placements, equal to the
 reference, with no collective issued by the rotation (``CommDebugMode``); the gradient too.
 
@@ -25,12 +26,23 @@ CFGS = ["resonance_yarn", "plain", "dynamic_ntk"]
 CASES = ["heads", "sequence", "sequence_inverse", "qk", "qk_mixed", "grad"]
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    store = tmp_path_factory.mktemp("gloo") / "store"
+def _nccl_missing() -> str | None:
+    """Why the NCCL run cannot happen here (None: it can)."""
+    if not dist.is_nccl_available():
+        return "this torch build has no NCCL"
+    if not torch.cuda.is_available() or torch.cuda.device_count() < 2:
+        return f"NCCL needs 2 CUDA devices, this machine has {torch.cuda.device_count()}"
+    return None
+
+
+@pytest.fixture(scope="module", params=["gloo", "nccl"])
+def results(request, tmp_path_factory):
+    if request.param == "nccl" and (why := _nccl_missing()):
+        pytest.skip(why)
+    store = tmp_path_factory.mktemp(request.param) / "store"
     procs = [
         subprocess.Popen(
-            [sys.executable, str(CHILD), str(rank), str(store)],
+            [sys.executable, str(CHILD), str(rank), str(store), request.param],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
