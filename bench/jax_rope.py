@@ -15,7 +15,9 @@ k, and of forward+backward (``jax.vjp`` with random cotangents), for
   (``apply_rotary`` on q and on k); ``rrope_jax qk``: ``apply_rotary_qk`` (phases computed once);
   ``rrope_jax qk, phases apart``: the same math with the phases behind
   ``jax.lax.optimization_barrier`` (materialized once, then read, as the table is: does XLA
-  recompute fused phases per head?).
+  recompute fused phases per head?); ``probe: phases apart, bf16 tables``: the same with the
+  buffer stored in bf16, read back into float32 math (not a shipped path: bf16 cos/sin err by
+  up to 2**-9; it measures what the float32 buffer's bytes cost).
 
 Each figure is the median over ``--repeats`` timed loops (after a warm-up), with the min-max of
 those loops beside it; "% floor" is floor time / method time (same bytes moved); "TB/s fwd" is
@@ -115,6 +117,12 @@ def run_shape(shape, repeats, want_hlo=False):
         scale = float(rr.attention_factor(CFG))
         return _rotation(a, cs, sn, scale, CFG), _rotation(c, cs, sn, scale, CFG)
 
+    def apart_16(a, c):  # a probe, not a shipped path: the same, its tables stored in bf16 (half the bytes)
+        cs, sn = jax.lax.optimization_barrier(tuple(t.astype(dt) for t in rj.cos_sin(CFG, pos)))
+        scale = float(rr.attention_factor(CFG))
+        cs, sn = cs.astype(jnp.float32), sn.astype(jnp.float32)
+        return _rotation(a, cs, sn, scale, CFG), _rotation(c, cs, sn, scale, CFG)
+
     def table(a, c):
         return table_rope(a, c, cos, sin)
 
@@ -124,6 +132,7 @@ def run_shape(shape, repeats, want_hlo=False):
         "rrope_jax": jax.jit(ours),
         "rrope_jax qk": jax.jit(ours_qk),
         "rrope_jax qk, phases apart": jax.jit(ours_apart),
+        "probe: phases apart, bf16 tables": jax.jit(apart_16),
     }
     bwd = {
         "copy (floor)": jax.jit(lambda a, c, ga, gc: (-a, -c, -ga, -gc)),
@@ -131,6 +140,7 @@ def run_shape(shape, repeats, want_hlo=False):
         "rrope_jax": vjp_of(ours),
         "rrope_jax qk": vjp_of(ours_qk),
         "rrope_jax qk, phases apart": vjp_of(ours_apart),
+        "probe: phases apart, bf16 tables": vjp_of(apart_16),
     }
     rows = {n: [timed(fwd[n], (q, k), repeats), timed(bwd[n], (q, k, gq, gk), repeats)] for n in fwd}
     hlo = {n: f.lower(q, k).compile().as_text() for n, f in fwd.items()} if want_hlo else {}
