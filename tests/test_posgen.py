@@ -778,13 +778,23 @@ def test_best_id_checkpoint_keeps_the_first_best():
     rec = posgen_train.train_runs("recursive", [("rope", 0)], frozen)[0]
     assert rec["checkpoint_epoch"] == 2 and 0 <= rec["val_id_acc"] <= 1
     learning = replace(frozen, lr=3e-3)
-    best, final = (
-        posgen_train.train_runs("recursive", [("rope", 0)], p)[0]
-        for p in (learning, replace(learning, checkpoint="final"))
+    # eval_only YaRN: one trained model, two runs (two evaluation passes over the same weights)
+    learning = replace(frozen, lr=1e-2, yarn_timing="eval_only")
+    runs = [("rope", 0), ("yarn", 0)]
+    bests, finals = (
+        posgen_train.train_runs("recursive", runs, p) for p in (learning, replace(learning, checkpoint="final"))
     )
-    assert best["checkpoint_epoch"] in (2, 4, 6) and final["checkpoint_epoch"] == 6
-    if best["checkpoint_epoch"] == 6:
-        assert best["acc_by_position"] == final["acc_by_position"]
+    for best, final in zip(bests, finals, strict=True):
+        assert best["checkpoint_epoch"] in (2, 4, 6) and final["checkpoint_epoch"] == 6
+        if best["checkpoint_epoch"] == 6:
+            assert best["acc_by_position"] == final["acc_by_position"]
+        # a best_id run also scores its final weights (in every pass): the same training, since
+        # validation changes none of it, so on the CPU the very numbers of the checkpoint="final" run
+        assert best["final_weights"] == {k: final[k] for k in ("id_acc", "ood_acc", "acc_by_position")}
+        assert "final_weights" not in final
+    assert bests[0]["final_weights"] != bests[1]["final_weights"]  # each pass with its own table
+    # the first pass's run keeps an earlier epoch, so the second pass must restore the final weights
+    assert bests[0]["checkpoint_epoch"] < 6, "no earlier best: the final-weights check tests nothing"
     with pytest.raises(RopeInputError, match="^epochs=1 is invalid"):
         replace(frozen, epochs=1)
 

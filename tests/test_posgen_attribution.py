@@ -7,7 +7,7 @@ import pytest
 
 from rrope_core.cli import main
 from rrope_core.errors import RopeInputError
-from rrope_posgen.attribution import attribute, changed, sign_test
+from rrope_posgen.attribution import attribute, changed, final_weights, sign_test
 from rrope_posgen.protocol import CLEAN
 
 
@@ -97,3 +97,25 @@ def test_cli_prints_the_table_and_refuses_bad_directories(tmp_path, capsys):
     assert f"--attribute='{tmp_path / 'missing'}' is invalid" in capsys.readouterr().err
     assert main(["posgen", "--attribute", str(base)]) == 2
     assert "needs a base directory and at least one more" in capsys.readouterr().err
+
+
+def test_best_id_runs_are_also_compared_with_their_own_final_weights(tmp_path, capsys):
+    pytest.importorskip("torch", reason="`rrope posgen` (every mode) needs torch")
+    ood = {("cot", v, s): a for s in (0, 1, 2) for v, a in (("rope", 0.9), ("resonance", 0.8))}
+    base, best = tmp_path / "base", tmp_path / "best"
+    _write(base, _runs(ood))
+    runs = _runs({k: a + (0.2 if k[1] == "resonance" else 0.0) for k, a in ood.items()}, checkpoint="best_id")
+    for r in runs:  # final weights: the best minus 0.1 for resonance, unchanged for rope
+        r["final_weights"] = {"ood_acc": r["ood_acc"] - (0.1 if r["variant"] == "resonance" else 0.0)}
+    assert final_weights(runs)[0]["ood_acc"] == runs[0]["final_weights"]["ood_acc"]
+    assert final_weights(runs[:1] + _runs({("cot", "rope", 5): 0.5})) is None  # all runs or none
+    _write(best, runs)
+    assert main(["posgen", "--attribute", str(base), str(best)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "resonance - rope" in line]
+    # against base: D0 = -0.1, D1 = +0.1, shift +0.2; against its final weights: D0 = 0.0, shift +0.1
+    assert rows == [
+        f"| `{best}` | checkpoint=best_id | cot | resonance - rope | 3 | -0.100 (0/3) | +0.100 (3/3) | 0.25 | "
+        "+0.200 (3/3) | 0.25 |",
+        f"| `{best}`, base: its final weights | checkpoint=best_id (same trainings) | cot | resonance - rope | 3 | "
+        "+0.000 (0/3) | +0.100 (3/3) | 0.25 | +0.100 (3/3) | 0.25 |",
+    ]

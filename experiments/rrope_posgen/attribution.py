@@ -10,6 +10,11 @@ comparison of ``report.PAIRS`` prints, over the seeds both directories ran:
 * the shift ``D1 - D0`` (mean, and how many seeds it is > 0);
 * exact two-sided sign tests of ``D1`` against 0 and of the shift against 0 (ties dropped).
 
+A ``DIR`` trained with ``checkpoint="best_id"`` also holds each run's final weights, scored
+(``final_weights`` in its JSONs): validation changes no training, so the same trainings give both
+checkpoint rules, and extra rows compare them within ``DIR`` (base: its final weights), paired
+without seed noise.
+
 With ``n`` non-tied seeds the smallest p a sign test can give is ``2 / 2**n`` (0.25 at 3 seeds):
 at 3 seeds the table describes, it cannot establish.
 """
@@ -26,7 +31,7 @@ from rrope_core.errors import RopeInputError, bad
 from .data import TASKS
 from .report import PAIRS, _rank, load_runs, setting
 
-__all__ = ["sign_test", "changed", "attribute", "attribution_table"]
+__all__ = ["sign_test", "changed", "attribute", "final_weights", "attribution_table"]
 
 
 def sign_test(diffs) -> float:
@@ -56,6 +61,14 @@ def changed(base: dict, other: dict) -> str:
 
 def _ood(runs: list[dict]) -> dict:
     return {(r["task"], r["variant"], r["seed"]): r["ood_acc"] for r in runs}
+
+
+def final_weights(runs: list[dict]) -> list[dict] | None:
+    """The runs as their final weights scored (``checkpoint="best_id"`` runs record both), or None
+    unless every run has them."""
+    if not runs or not all("final_weights" in r for r in runs):
+        return None
+    return [{**r, **r["final_weights"]} for r in runs]
 
 
 def attribute(base_runs: list[dict], runs: list[dict]) -> list[dict]:
@@ -107,11 +120,15 @@ def attribution_table(base_dir: Path, dirs: list[Path]) -> str:
     for d in dirs:
         runs = load_runs([d], flag="--attribute")
         what = changed(base, _one_setting(runs, d))
-        for r in attribute(base_runs, runs):
-            n = len(r["seeds"])
-            lines.append(
-                f"| `{d}` | {what} | {r['task']} | {r['comparison']} | {n} | {r['base_diff']:+.3f} "
-                f"({r['base_higher']}/{n}) | {r['diff']:+.3f} ({r['higher']}/{n}) | {r['p_diff']:.2f} | "
-                f"{r['shift']:+.3f} ({r['shift_up']}/{n}) | {r['p_shift']:.2f} |"
-            )
+        groups = [(f"`{d}`", what, base_runs)]
+        if (last := final_weights(runs)) is not None:
+            groups.append((f"`{d}`, base: its final weights", "checkpoint=best_id (same trainings)", last))
+        for label, change, against in groups:
+            for r in attribute(against, runs):
+                n = len(r["seeds"])
+                lines.append(
+                    f"| {label} | {change} | {r['task']} | {r['comparison']} | {n} | {r['base_diff']:+.3f} "
+                    f"({r['base_higher']}/{n}) | {r['diff']:+.3f} ({r['higher']}/{n}) | {r['p_diff']:.2f} | "
+                    f"{r['shift']:+.3f} ({r['shift_up']}/{n}) | {r['p_shift']:.2f} |"
+                )
     return "\n".join(lines)

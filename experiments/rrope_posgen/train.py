@@ -228,11 +228,17 @@ def train_runs(
             if on_epoch is not None:
                 on_epoch(epoch, losses[-1])
         train_s = time.perf_counter() - start
-        metrics = {}
+        metrics, final = {}, {}
+        last = {name: p.detach().clone() for name, p in model.params.items()} if best else None
         with autocast():
             for ps in passes:
                 _use_pass(model, proto, trainings, ps)
-                if best:
+                if best:  # the final weights too: validation changes no training, so a run gives both rules
+                    with torch.no_grad():
+                        for name, p in model.params.items():
+                            p.copy_(last[name])
+                    results = evaluate(model, test_t, **scored)
+                    final.update({run: results[e] for e, run in ps.items()})
                     with torch.no_grad():
                         for e, run in ps.items():
                             for name, p in model.params.items():
@@ -252,7 +258,11 @@ def train_runs(
             "trained_as": proto.trained_as(variant),
             **metrics[variant, seed],
             **(
-                {"checkpoint_epoch": best[variant, seed]["epoch"], "val_id_acc": best[variant, seed]["acc"]}
+                {
+                    "checkpoint_epoch": best[variant, seed]["epoch"],
+                    "val_id_acc": best[variant, seed]["acc"],
+                    "final_weights": final[variant, seed],
+                }
                 if best
                 else {"checkpoint_epoch": proto.epochs}
             ),
