@@ -19,7 +19,8 @@ table rounding), and the number of graphs Inductor ran without CUDA graphs durin
 device kernels launched, the device's busy time and the wall time of that generation (a variant
 whose busy time matches (a)'s but whose wall time does not is bound by the host, not the GPU),
 and for one training step the same totals plus the kernels whose device time differs most from
-(a)'s, by kernel name (where a variant's extra time goes).
+(a)'s, by kernel name (where a variant's extra time goes). ``--explain`` only prints, per variant,
+the graphs and graph breaks ``torch._dynamo.explain`` finds in one training forward.
 
 Training loops run variant after variant (each compiled afresh; they repeat within 0.3 % between
 runs). Generation is host-bound on an H200 (the device is busy about a fifth of the wall time), so
@@ -170,6 +171,11 @@ def main(argv=None) -> None:
         "--profile", action="store_true", help="also profile one training step and one generation per variant"
     )
     parser.add_argument("--top", type=int, default=8, help="kernels listed per variant by --profile")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="only print each variant's graphs and graph breaks (torch._dynamo.explain)",
+    )
     args = parser.parse_args(argv)
     if args.tiny:
         args.vocab, args.seq, args.prompt, args.new_tokens = 256, 64, 16, 8
@@ -197,6 +203,13 @@ def main(argv=None) -> None:
             kwargs["cache_implementation"] = "static"
         model.generate(prompt, **kwargs)
 
+    if args.explain:  # one training forward per variant, traced: does a variant break the graph?
+        for name in VARIANTS:
+            with variant(model, name, cfg):
+                torch._dynamo.reset()
+                ex = torch._dynamo.explain(model)(ids[:, :-1], labels=ids[:, 1:])
+            print(f"{name}: {ex.graph_count} graphs, {ex.graph_break_count} graph breaks {ex.break_reasons}")
+        return
     state = {k: v.clone() for k, v in model.state_dict().items()}  # every variant trains from the same weights
     train, decode, logits, skips, prof_train, prof_gen = {}, {}, {}, {}, {}, {}
     for name in VARIANTS:
