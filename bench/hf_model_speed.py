@@ -44,6 +44,7 @@ from transformers.models.llama import modeling_llama
 import rrope_core as rr
 import rrope_torch as rt
 import rrope_torch.transformers as rtt
+from rrope_core.commands.options import _positive_int
 
 VARIANTS = ("hf table", "exact phases", "fused kernel")
 
@@ -158,19 +159,19 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tiny", action="store_true", help="a 2-layer d64 model (a CPU check of the script)")
-    parser.add_argument("--vocab", type=int, default=32000)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--seq", type=int, default=2048, help="training sequence length")
-    parser.add_argument("--prompt", type=int, default=512)
-    parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=10, help="timed training steps per loop")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--vocab", type=_positive_int, default=32000)
+    parser.add_argument("--batch", type=_positive_int, default=4)
+    parser.add_argument("--seq", type=_positive_int, default=2048, help="training sequence length")
+    parser.add_argument("--prompt", type=_positive_int, default=512)
+    parser.add_argument("--new-tokens", type=_positive_int, default=128)
+    parser.add_argument("--steps", type=_positive_int, default=10, help="timed training steps per loop")
+    parser.add_argument("--repeats", type=_positive_int, default=3)
     parser.add_argument("--no-compile", action="store_true")
-    parser.add_argument("--gen-loops", type=int, default=2, help="generations per timed generation loop")
+    parser.add_argument("--gen-loops", type=_positive_int, default=2, help="generations per timed generation loop")
     parser.add_argument(
         "--profile", action="store_true", help="also profile one training step and one generation per variant"
     )
-    parser.add_argument("--top", type=int, default=8, help="kernels listed per variant by --profile")
+    parser.add_argument("--top", type=_positive_int, default=8, help="kernels listed per variant by --profile")
     parser.add_argument(
         "--explain",
         action="store_true",

@@ -43,6 +43,7 @@ import numpy as np
 
 import rrope_core as rr
 import rrope_jax as rj
+from rrope_core.commands.options import _positive_int
 from rrope_jax.rotation import _rotation
 
 SHAPES = [(1, 32, 32, 4096, 128), (1, 32, 8, 32768, 128), (4, 32, 32, 8192, 128), (64, 32, 8, 1, 128)]
@@ -197,10 +198,15 @@ def phase_errors():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", default="all", help="'all' or indices into the shape list, e.g. 0,3")
-    parser.add_argument("--repeats", type=int, default=5, help="timed loops per figure (min-max shown)")
+    parser.add_argument("--repeats", type=_positive_int, default=5, help="timed loops per figure (min-max shown)")
     parser.add_argument("--hlo", metavar="DIR", help="write each forward's optimized HLO here; print its kernels")
     args = parser.parse_args(argv)
-    shapes = SHAPES if args.shapes == "all" else [SHAPES[int(i)] for i in args.shapes.split(",")]
+    picks = None if args.shapes == "all" else args.shapes.split(",")
+    if picks is not None and not all(i.isdigit() and int(i) < len(SHAPES) for i in picks):
+        parser.error(
+            f"argument --shapes: must be 'all' or indices 0-{len(SHAPES) - 1} joined by commas, got {args.shapes!r}"
+        )
+    shapes = SHAPES if picks is None else [SHAPES[int(i)] for i in picks]
     print(f"# {jax.devices()[0].device_kind}  jax {jax.__version__}  config {CFG!r}  repeats {args.repeats}")
     print("| shape (B,Hq,Hk,S,D) | method | fwd ms (min-max) | fwd % floor | fwd+bwd ms (min-max) | fwd+bwd % floor |")
     print("|---|---|---|---|---|---|")
@@ -213,7 +219,7 @@ def main(argv=None):
                 f"| {shape} | {name} ({nbytes / (f * 1e-3) / 1e12:.2f} TB/s fwd) | {f:.4f} ({f0:.4f}-{f1:.4f}) | {100 * ff / f:.0f}% "
                 f"| {b_:.4f} ({b0:.4f}-{b1:.4f}) | {100 * fb / b_:.0f}% |"
             )
-    for shape, texts in hlo.items():
+    for shape, texts in hlo.items() if args.hlo is not None else ():
         write_hlo(args.hlo, shape, texts)
     print()
     print("| position | float32 table max error | rrope_jax max error |")
