@@ -2,6 +2,7 @@
 CLI end to end (JSON/Markdown/PNG, resume, merge, bad input). Tiny sizes: the module runs in seconds."""
 
 import json
+import platform
 import sys
 from dataclasses import replace
 
@@ -311,6 +312,7 @@ def test_stack_flag_writes_each_run_with_its_stack(tmp_path, precision):
     assert rec["trained_with"] == ["rope/seed0", "rope/seed1", "resonance/seed0", "resonance/seed1"]
     assert rec["precision"] == precision and len(rec["train_loss_by_epoch"]) == 2
     assert all(np.isfinite(rec["train_loss_by_epoch"])) and 0 <= rec["ood_acc"] <= 1
+    assert rec["device"] == "cpu" and rec["device_name"] == (platform.processor() or "cpu")  # the hardware, recorded
 
 
 @pytest.mark.parametrize(("runs", "field"), [([("alibi", 0)], "^variant="), ([], "^models=")])

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from rrope_core.errors import RopeInputError, bad
+from rrope_posgen.train import device_name
 
 from .corpus import Corpus, load_corpus
 from .evaluate import nll_by_length
@@ -176,7 +177,7 @@ def pretrain_run(
         eval_s=round(time.perf_counter() - tick, 3),
         wall_s=round(time.perf_counter() - start, 3),
         device=str(device),
-        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        device_name=device_name(device),
         peak_memory_gib=_peak_memory(device),
         precision=precision,
         eval_tokens=eval_tokens,
@@ -252,7 +253,7 @@ def extension_run(
         eval_s=round(time.perf_counter() - tick, 3),
         wall_s=round(time.perf_counter() - start, 3),
         device=str(device),
-        device_name=torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        device_name=device_name(device),
         peak_memory_gib=_peak_memory(device),
         precision=precision,
         eval_tokens=eval_tokens,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import platform
 import time
 from collections.abc import Callable
 
@@ -270,6 +271,7 @@ def train_runs(
             "epoch_s": epoch_s,
             "n_params": n_params,
             "device": str(device),
+            "device_name": device_name(device),
             "precision": precision,
             "compiled": compile,
             "trained_with": stack,
@@ -365,3 +367,10 @@ def training_precision(precision: str, device: torch.device):
         yield functools.partial(torch.autocast, device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def device_name(device: torch.device | str) -> str:
+    """What a run's JSON records of the hardware: the CUDA device's name (results from an H100 and
+    an H200 may then be told apart), else the CPU's ``platform.processor()`` (or ``"cpu"``)."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
