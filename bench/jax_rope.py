@@ -12,7 +12,10 @@ k, and of forward+backward (``jax.vjp`` with random cotangents), for
 * ``f32 table``: the table every JAX codebase computes, ``cos/sin(float32(m) * inv_freq)``, made
   outside the timed call, then ``q*cos + rotate_half(q)*sin`` (as transformers' Flax models do);
 * ``rrope_jax``: exact phases from the positions inside the jitted call, then the rotation
-  (``apply_rotary`` on q and on k); ``rrope_jax qk``: ``apply_rotary_qk`` (phases computed once);
+  (``apply_rotary`` on q and on k); ``rrope_jax qk``: ``apply_rotary_qk``. As shipped: on CUDA
+  the Pallas kernel (``rrope_jax.pallas_kernel``: phases in registers, one pass over q, one over
+  k) where it applies (not at the decode shape), else XLA; ``..., xla path``: the XLA path forced
+  (phases computed once into float32 cos/sin buffers that the rotation fusion reads);
   ``rrope_jax qk, phases apart``: the same math with the phases behind
   ``jax.lax.optimization_barrier`` (materialized once, then read, as the table is: does XLA
   recompute fused phases per head?); ``probe: phases apart, bf16 tables``: the same with the
@@ -44,7 +47,7 @@ import numpy as np
 import rrope_core as rr
 import rrope_jax as rj
 from rrope_core.commands.options import _positive_int
-from rrope_jax.rotation import _rotation
+from rrope_jax.rotation import _compiled, _compiled_qk, _rotation
 
 SHAPES = [(1, 32, 32, 4096, 128), (1, 32, 8, 32768, 128), (4, 32, 32, 8192, 128), (64, 32, 8, 1, 128)]
 CFG = rr.RopeConfig(head_dim=128, base=10000.0, scaling=rr.YaRN(8.0, 4096), resonance=True)
@@ -113,6 +116,12 @@ def run_shape(shape, repeats, want_hlo=False):
     def ours_qk(a, c):
         return rj.apply_rotary_qk(a, c, pos, CFG)
 
+    def ours_xla(a, c):  # the XLA path whatever RROPE_JAX_IMPL says (phases fused, tables per head)
+        return _compiled(a, pos, CFG, None, False, "xla"), _compiled(c, pos, CFG, None, False, "xla")
+
+    def ours_qk_xla(a, c):
+        return _compiled_qk(a, c, pos, CFG, None, "xla")
+
     def ours_apart(a, c):  # apply_rotary_qk's math, the phases computed once into a buffer, then read
         cs, sn = jax.lax.optimization_barrier(rj.cos_sin(CFG, pos))
         scale = float(rr.attention_factor(CFG))
@@ -132,6 +141,8 @@ def run_shape(shape, repeats, want_hlo=False):
         "f32 table": jax.jit(table),
         "rrope_jax": jax.jit(ours),
         "rrope_jax qk": jax.jit(ours_qk),
+        "rrope_jax, xla path": jax.jit(ours_xla),
+        "rrope_jax qk, xla path": jax.jit(ours_qk_xla),
         "rrope_jax qk, phases apart": jax.jit(ours_apart),
         "probe: phases apart, bf16 tables": jax.jit(apart_16),
     }
@@ -140,6 +151,8 @@ def run_shape(shape, repeats, want_hlo=False):
         "f32 table": vjp_of(table),
         "rrope_jax": vjp_of(ours),
         "rrope_jax qk": vjp_of(ours_qk),
+        "rrope_jax, xla path": vjp_of(ours_xla),
+        "rrope_jax qk, xla path": vjp_of(ours_qk_xla),
         "rrope_jax qk, phases apart": vjp_of(ours_apart),
         "probe: phases apart, bf16 tables": vjp_of(apart_16),
     }

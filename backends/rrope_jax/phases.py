@@ -31,7 +31,7 @@ import rrope_core as rr
 
 from .convert import x64
 
-__all__ = ["Constants", "constants", "phases"]
+__all__ = ["Constants", "constants", "phases", "turns", "resonance_angles"]
 
 _TWO_PI_EXACT = Fraction(6.283185307179586) + Fraction(2.4492935982947064e-16)  # rrope_core/phases.py's split
 
@@ -81,12 +81,24 @@ def _mulhi(a, b, bits: int):
 
 def _turns(m, k: Constants):
     """``frac(m*f)`` in units of ``2**-bits`` turns as a signed integer (the centred residue)."""
-    udt, sdt = (jnp.uint64, jnp.int64) if k.bits == 64 else (jnp.uint32, jnp.int32)
+    return turns(m, jnp.asarray(k.f_hi), jnp.asarray(k.f_lo), k.bits)
+
+
+def turns(m, f_hi, f_lo, bits: int):
+    """``_turns`` on device words ``f_hi``, ``f_lo`` (also the Pallas kernel's, on loaded blocks)."""
+    udt, sdt = (jnp.uint64, jnp.int64) if bits == 64 else (jnp.uint32, jnp.int32)
     negative = m < 0
     a = lax.bitcast_convert_type(jnp.where(negative, -m, m).astype(sdt), udt)
-    t = a * jnp.asarray(k.f_hi) + _mulhi(a, jnp.asarray(k.f_lo), k.bits)
+    t = a * f_hi + _mulhi(a, f_lo, bits)
     t = jnp.where(negative, -t, t)  # unsigned negation wraps mod 2**bits
     return lax.bitcast_convert_type(t, sdt)
+
+
+def resonance_angles(m, period, step, compute):
+    """``(m mod L)`` centred to ``(-L/2, L/2]``, times ``fl(2*pi/L)``, for periods within ``m``'s type."""
+    r = jnp.remainder(m, period)  # floor mod: in [0, L) for any sign of m
+    r = jnp.where(r > period // 2, r - period, r)
+    return r.astype(compute) * step
 
 
 def phases(positions, k: Constants, compute):
@@ -96,9 +108,7 @@ def phases(positions, k: Constants, compute):
         top = np.iinfo(np.int64 if x64() else np.int32).max
         big = k.periods > top  # L beyond the integer type: every position is its own residue
         period = jnp.asarray(np.where(big, 1, k.periods), m.dtype)
-        r = jnp.remainder(m, period)  # floor mod: in [0, L) for any sign of m
-        r = jnp.where(r > period // 2, r - period, r)
-        angle = r.astype(compute) * jnp.asarray(k.step, compute)
+        angle = resonance_angles(m, period, jnp.asarray(k.step, compute), compute)
         if big.any():  # |m| < L: the angle m*(2*pi/L), centred to (-L/2, L/2] (one float rounding of m)
             far = m.astype(compute) * jnp.asarray(k.step, compute)
             # r = m - L past L/2, m + L at or below -L/2: integer thresholds (exact), capped at the

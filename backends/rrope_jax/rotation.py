@@ -22,6 +22,7 @@ from rrope_core.inputs import check_call, check_cfg, check_positions_dtype
 from rrope_core.rotation import resolve_seq_len
 
 from .convert import DTYPES, meta, position_limit, x64
+from .pallas_kernel import default_impl, plan, rotate
 from .phases import constants, phases
 
 __all__ = ["inv_freq", "cos_sin", "apply_rotary", "apply_rotary_qk", "inverse_rotary", "grad_apply_rotary"]
@@ -148,12 +149,33 @@ def _checked(x, positions, cfg, name):
 
 def _run(x, positions, cfg, seq_len, inverse: bool):
     x, positions = _checked(x, positions, cfg, "y" if inverse else "x")
-    return _compiled(x, positions, cfg, _seq_len(cfg, seq_len, positions), inverse)
+    return _compiled(x, positions, cfg, _seq_len(cfg, seq_len, positions), inverse, default_impl())
 
 
-@partial(jax.jit, static_argnums=(2, 3, 4))
-def _compiled(x, positions, cfg, seq_len, inverse: bool):
-    """Phases and rotation as one XLA computation per (config, seq_len, shapes, dtypes)."""
+def _rows(x, positions, cfg, seq_len, impl: str):
+    """int32 ``(B, S)`` positions if the kernel will be tried for ``x`` under ``impl``, else None."""
+    rows = None if impl == "xla" else plan(x, positions, cfg, constants(cfg, seq_len, _bits()))
+    return None if rows is None or isinstance(rows, str) else rows.astype(jnp.int32)
+
+
+def _choose(impl: str, kernel, xla):
+    """``kernel(interpret=False)`` on CUDA, picked when lowering; elsewhere ``xla()``, or with
+    ``impl="pallas"`` the kernel in Pallas' interpreter (a CPU check of the kernel's math)."""
+    default = (lambda: kernel(True)) if impl == "pallas" else xla
+    return jax.lax.platform_dependent(cuda=lambda: kernel(False), default=default)
+
+
+@partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _compiled(x, positions, cfg, seq_len, inverse: bool, impl: str = "xla"):
+    """Phases and rotation as one computation per (config, seq_len, shapes, dtypes, impl)."""
+    xla = partial(_xla, x, positions, cfg, seq_len, inverse)
+    rows = _rows(x, positions, cfg, seq_len, impl)
+    if rows is None:
+        return xla()
+    return _choose(impl, lambda interpret: rotate(x, rows, cfg, seq_len, inverse, interpret), xla)
+
+
+def _xla(x, positions, cfg, seq_len, inverse: bool):
     k = constants(cfg, seq_len, _bits())
     compute = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
     phi = phases(positions, k, compute)
@@ -177,11 +199,24 @@ def apply_rotary_qk(q, k, positions, cfg: rr.RopeConfig, seq_len: int | None = N
     XLA computation that computes the phases once."""
     q, pos = _checked(q, positions, cfg, "q")
     k, _ = _checked(k, positions, cfg, "k")
-    return _compiled_qk(q, k, pos, cfg, _seq_len(cfg, seq_len, pos))
+    return _compiled_qk(q, k, pos, cfg, _seq_len(cfg, seq_len, pos), default_impl())
 
 
-@partial(jax.jit, static_argnums=(3, 4))
-def _compiled_qk(q, k, positions, cfg, seq_len):
+@partial(jax.jit, static_argnums=(3, 4, 5))
+def _compiled_qk(q, k, positions, cfg, seq_len, impl: str = "xla"):
+    """q and k through the kernel (one launch each, phases in registers) or XLA (phases once)."""
+    xla = partial(_xla_qk, q, k, positions, cfg, seq_len)
+    rq, rk = _rows(q, positions, cfg, seq_len, impl), _rows(k, positions, cfg, seq_len, impl)
+    if rq is None or rk is None:
+        return xla()
+
+    def kernel(interpret):
+        return rotate(q, rq, cfg, seq_len, False, interpret), rotate(k, rk, cfg, seq_len, False, interpret)
+
+    return _choose(impl, kernel, xla)
+
+
+def _xla_qk(q, k, positions, cfg, seq_len):
     consts = constants(cfg, seq_len, _bits())
     compute = jnp.float64 if jnp.float64 in (q.dtype, k.dtype) else jnp.float32
     phi = phases(positions, consts, compute)

@@ -327,3 +327,115 @@ def test_periods_past_int32_are_centred_like_the_reference():
 
     eps32 = float(np.finfo(np.float32).eps)
     assert_centred_phases(angles, pos, lambda c, p: 3 * math.pi * eps32, eps32, configs=[cfg], half_turn=False)
+
+
+# The Pallas kernel (rrope_jax.pallas_kernel). On CUDA it is the default path where it applies; here
+# RROPE_JAX_IMPL=pallas runs it in Pallas' interpreter (the same kernel function, its math on the
+# CPU), and its CUDA lowering (Triton) is checked by jax.export without a GPU.
+
+KERNEL_CFGS = {
+    "resonance_yarn": rr.RopeConfig(head_dim=64, scaling=rr.YaRN(8.0, 4096), resonance=True),
+    "plain": rr.RopeConfig(head_dim=64, base=500000.0, scaling=rr.Llama3(8.0, 8192)),
+    "dynamic_ntk": rr.RopeConfig(head_dim=32, scaling=rr.DynamicNTK(2.0, 64)),
+}
+
+
+def _kernel_positions(b, s, negative=False):
+    """Per-batch rows: the last int32 positions, and a spread from 7 (or, the reference refusing
+    them, from -2**20: the kernel's negative branch, compared with the XLA path)."""
+    top = np.arange(2**31 - s, 2**31)
+    spread = 12345 * np.arange(s) + (-(2**20) if negative else 7)
+    return np.stack([top, spread][:b])[:, None, :]  # (B, 1, S): the same for every head
+
+
+@pytest.mark.parametrize("name", list(KERNEL_CFGS))
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_pallas_kernel_matches_the_reference(monkeypatch, name, dtype):
+    """Forward, inverse and gradient through the kernel, each within conformance/tolerance.py's
+    bound of the float64 reference (the gradient is a rotation of w by -phi, scaled by a)."""
+    from rrope_jax.pallas_kernel import plan
+    from rrope_jax.phases import constants
+
+    monkeypatch.setenv("RROPE_JAX_IMPL", "pallas")
+    cfg = KERNEL_CFGS[name]
+    seq_len = 4096 if cfg.seq_len_dependent else None
+    x64_ = _x((2, 3, 32, cfg.head_dim)).astype(dtype).astype(np.float64)  # values exact in dtype
+    w64 = _x((2, 3, 32, cfg.head_dim), seed=1).astype(dtype).astype(np.float64)
+    positions = _kernel_positions(2, 32)
+    x, w = jnp.asarray(x64_, dtype), jnp.asarray(w64, dtype)
+    assert not isinstance(plan(x, jnp.asarray(positions), cfg, constants(cfg, seq_len, 32)), str)
+    a = rr.attention_factor(cfg, seq_len)
+    pos = jnp.asarray(positions, jnp.int32)
+    checks = [
+        (rj.apply_rotary(x, pos, cfg, seq_len), rr.apply_rotary(x64_, positions, cfg, seq_len), x64_, a),
+        (rj.inverse_rotary(x, pos, cfg, seq_len), rr.inverse_rotary(x64_, positions, cfg, seq_len), x64_, 1 / a),
+        (rj.grad_apply_rotary(x, pos, cfg, w, seq_len), a**2 * rr.inverse_rotary(w64, positions, cfg, seq_len), w64, a),
+    ]
+    for out, ref, src, scale in checks:
+        assert out.dtype == x.dtype
+        tol = rotation_tolerance(cfg, src, ref, positions, seq_len, dtype, scale)
+        assert np.all(np.abs(np.asarray(out.astype(jnp.float32), np.float64) - ref) <= tol), name
+
+
+def test_pallas_kernel_qk_and_jit_match_the_xla_path(monkeypatch):
+    """q and k of different head counts, under jit with traced positions: the kernel's result is the
+    XLA path's up to float32 rounding of the same formulas (4 eps32 of the pair's |x1|+|x2|, times a)."""
+    cfg = KERNEL_CFGS["resonance_yarn"]
+    q, k = jnp.asarray(_x((2, 4, 48, 64))), jnp.asarray(_x((2, 2, 48, 64), seed=1))
+    pos = jnp.asarray(_kernel_positions(2, 48, negative=True), jnp.int32)
+    outs = {}
+    for impl in ("pallas", "xla"):
+        monkeypatch.setenv("RROPE_JAX_IMPL", impl)
+        outs[impl] = jax.jit(lambda q_, k_, p_: rj.apply_rotary_qk(q_, k_, p_, cfg))(q, k, pos)
+    bound = 4 * np.finfo(np.float32).eps * rr.attention_factor(cfg) * 2 * max(float(jnp.abs(q).max()), float(jnp.abs(k).max()))
+    for got, want in zip(outs["pallas"], outs["xla"]):
+        assert 0 < float(jnp.abs(got - want).max()) <= bound or jnp.array_equal(got, want)
+
+
+def test_pallas_plan_says_why_it_does_not_apply():
+    """Shapes and configs outside the kernel go to XLA, each with its reason."""
+    from rrope_jax.pallas_kernel import plan
+    from rrope_jax.phases import constants
+
+    cfg = KERNEL_CFGS["resonance_yarn"]
+    k = constants(cfg, None, 32)
+    x = jnp.zeros((2, 3, 32, 64), jnp.float32)
+    assert plan(x, jnp.arange(32), cfg, k).shape == (2, 32)
+    assert plan(x, jnp.zeros((2, 1, 32), jnp.int32), cfg, k).shape == (2, 32)
+    reasons = {
+        "rank": plan(x[0], jnp.arange(32), cfg, k),
+        "heads": plan(x, jnp.zeros((3, 32), jnp.int32), cfg, k),  # (3, 32) broadcasts along heads
+        "seq": plan(x[:, :, :20], jnp.arange(20), cfg, k),
+        "layout": plan(x, jnp.arange(32), rr.RopeConfig(head_dim=64, layout="interleaved"), k),
+        "partial": plan(x, jnp.arange(32), rr.RopeConfig(head_dim=64, rotary_dim=32), k),
+        "pow2": plan(jnp.zeros((2, 3, 32, 48)), jnp.arange(32), rr.RopeConfig(head_dim=48), k),
+    }
+    for what, reason in reasons.items():
+        assert isinstance(reason, str), what
+
+
+def test_auto_picks_the_kernel_only_when_lowering_for_cuda(monkeypatch):
+    """``auto`` lowers to XLA on the CPU and to the Triton kernel for CUDA (lowered here by
+    jax.export, no GPU needed: the Triton lowering rules run, so an unsupported op fails here)."""
+    from jax import export
+
+    monkeypatch.setenv("RROPE_JAX_IMPL", "auto")
+    cfg = KERNEL_CFGS["plain"]
+    q = jax.ShapeDtypeStruct((1, 8, 64, 64), jnp.bfloat16)
+    pos = jax.ShapeDtypeStruct((64,), jnp.int32)
+
+    def fwd_bwd():  # a new function per trace: JAX caches traces by function, and the variable is read when tracing
+        def f(q_, p_):
+            out, pull = jax.vjp(lambda a: rj.apply_rotary(a, p_, cfg), q_)
+            return out, pull(out)
+
+        return jax.jit(f)
+
+    cpu = fwd_bwd().lower(q, pos).as_text()
+    assert "triton" not in cpu
+    skip = [export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")]
+    cuda = export.export(fwd_bwd(), platforms=["cuda"], disabled_checks=skip)(q, pos).mlir_module()
+    assert cuda.count("__gpu$xla.gpu.triton") == 2  # forward and backward: one kernel each
+    monkeypatch.setenv("RROPE_JAX_IMPL", "xla")
+    forced = export.export(fwd_bwd(), platforms=["cuda"], disabled_checks=skip)(q, pos).mlir_module()
+    assert "__gpu$xla.gpu.triton" not in forced
