@@ -108,8 +108,11 @@ def test_best_id_runs_are_also_compared_with_their_own_final_weights(tmp_path, c
     for r in runs:  # final weights: the best minus 0.1 for resonance, unchanged for rope
         r["final_weights"] = {"ood_acc": r["ood_acc"] - (0.1 if r["variant"] == "resonance" else 0.0)}
     assert final_weights(runs)[0]["ood_acc"] == runs[0]["final_weights"]["ood_acc"]
-    assert final_weights(runs[:1] + _runs({("cot", "rope", 5): 0.5})) is None  # all runs or none
-    _write(best, runs)
+    older = _runs({("cot", "rope", 5): 0.5})  # a run written before the field existed
+    assert final_weights(older) is None
+    assert [r["seed"] for r in final_weights(runs[:1] + older)] == [runs[0]["seed"]]  # only runs that have it
+    extra = _runs({("cot", v, 3): a for v, a in (("rope", 0.9), ("resonance", 0.7))}, checkpoint="best_id")
+    _write(best, runs + extra)  # seed 3: no final weights recorded (and not in base): in no row
     assert main(["posgen", "--attribute", str(base), str(best)]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if "resonance - rope" in line]
     # against base: D0 = -0.1, D1 = +0.1, shift +0.2; against its final weights: D0 = 0.0, shift +0.1

@@ -13,7 +13,7 @@ comparison of ``report.PAIRS`` prints, over the seeds both directories ran:
 A ``DIR`` trained with ``checkpoint="best_id"`` also holds each run's final weights, scored
 (``final_weights`` in its JSONs): validation changes no training, so the same trainings give both
 checkpoint rules, and extra rows compare them within ``DIR`` (base: its final weights), paired
-without seed noise.
+without seed noise, over the seeds whose runs all recorded them.
 
 With ``n`` non-tied seeds the smallest p a sign test can give is ``2 / 2**n`` (0.25 at 3 seeds):
 at 3 seeds the table describes, it cannot establish.
@@ -64,11 +64,11 @@ def _ood(runs: list[dict]) -> dict:
 
 
 def final_weights(runs: list[dict]) -> list[dict] | None:
-    """The runs as their final weights scored (``checkpoint="best_id"`` runs record both), or None
-    unless every run has them."""
-    if not runs or not all("final_weights" in r for r in runs):
-        return None
-    return [{**r, **r["final_weights"]} for r in runs]
+    """The runs that recorded their final weights' scores (``checkpoint="best_id"`` runs from
+    2026-12-04 on), as those weights scored; None if none did. Runs written before the field
+    existed are left out, so the rows built on this cover only the seeds whose runs all have it."""
+    last = [{**r, **r["final_weights"]} for r in runs if "final_weights" in r]
+    return last or None
 
 
 def attribute(base_runs: list[dict], runs: list[dict]) -> list[dict]:
