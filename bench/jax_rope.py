@@ -3,6 +3,7 @@
     python bench/jax_rope.py                 # the shapes of bench/rope_kernels.py, bf16
     python bench/jax_rope.py --repeats 7     # more repeats: the spread column widens or not
     python bench/jax_rope.py --shapes 1 --hlo results/jax-hlo   # also: what XLA compiled, per method
+    python bench/jax_rope.py --shapes 0,1,2 --sweep --repeats 3  # the Pallas kernel's launch parameters
 
 Per shape (B, Hq, Hk, S, D), layout (B, H, S, D): the median time of the jitted forward of q and
 k, and of forward+backward (``jax.vjp`` with random cotangents), for
@@ -12,10 +13,10 @@ k, and of forward+backward (``jax.vjp`` with random cotangents), for
 * ``f32 table``: the table every JAX codebase computes, ``cos/sin(float32(m) * inv_freq)``, made
   outside the timed call, then ``q*cos + rotate_half(q)*sin`` (as transformers' Flax models do);
 * ``rrope_jax``: exact phases from the positions inside the jitted call, then the rotation
-  (``apply_rotary`` on q and on k); ``rrope_jax qk``: ``apply_rotary_qk``. As shipped: on CUDA
-  the Pallas kernel (``rrope_jax.pallas_kernel``: phases in registers, one pass over q, one over
-  k) where it applies (not at the decode shape), else XLA; ``..., xla path``: the XLA path forced
-  (phases computed once into float32 cos/sin buffers that the rotation fusion reads);
+  (``apply_rotary`` on q and on k); ``rrope_jax qk``: ``apply_rotary_qk`` (phases computed once
+  into float32 cos/sin buffers that the rotation fusion reads); ``rrope_jax qk, pallas kernel``:
+  the opt-in kernel (``RROPE_JAX_IMPL=pallas``, ``rrope_jax.pallas_kernel``: phases in registers,
+  one pass over q and one over k; at the decode shape it does not apply and XLA runs);
   ``rrope_jax qk, phases apart``: the same math with the phases behind
   ``jax.lax.optimization_barrier`` (materialized once, then read, as the table is: does XLA
   recompute fused phases per head?); ``probe: phases apart, bf16 tables``: the same with the
@@ -47,7 +48,7 @@ import numpy as np
 import rrope_core as rr
 import rrope_jax as rj
 from rrope_core.commands.options import _positive_int
-from rrope_jax.rotation import _compiled, _compiled_qk, _rotation
+from rrope_jax.rotation import _compiled_qk, _rotation
 
 SHAPES = [(1, 32, 32, 4096, 128), (1, 32, 8, 32768, 128), (4, 32, 32, 8192, 128), (64, 32, 8, 1, 128)]
 CFG = rr.RopeConfig(head_dim=128, base=10000.0, scaling=rr.YaRN(8.0, 4096), resonance=True)
@@ -116,11 +117,8 @@ def run_shape(shape, repeats, want_hlo=False):
     def ours_qk(a, c):
         return rj.apply_rotary_qk(a, c, pos, CFG)
 
-    def ours_xla(a, c):  # the XLA path whatever RROPE_JAX_IMPL says (phases fused, tables per head)
-        return _compiled(a, pos, CFG, None, False, "xla"), _compiled(c, pos, CFG, None, False, "xla")
-
-    def ours_qk_xla(a, c):
-        return _compiled_qk(a, c, pos, CFG, None, "xla")
+    def ours_pallas(a, c):  # the opt-in kernel, whatever RROPE_JAX_IMPL says
+        return _compiled_qk(a, c, pos, CFG, None, "pallas")
 
     def ours_apart(a, c):  # apply_rotary_qk's math, the phases computed once into a buffer, then read
         cs, sn = jax.lax.optimization_barrier(rj.cos_sin(CFG, pos))
@@ -141,8 +139,7 @@ def run_shape(shape, repeats, want_hlo=False):
         "f32 table": jax.jit(table),
         "rrope_jax": jax.jit(ours),
         "rrope_jax qk": jax.jit(ours_qk),
-        "rrope_jax, xla path": jax.jit(ours_xla),
-        "rrope_jax qk, xla path": jax.jit(ours_qk_xla),
+        "rrope_jax qk, pallas kernel": jax.jit(ours_pallas),
         "rrope_jax qk, phases apart": jax.jit(ours_apart),
         "probe: phases apart, bf16 tables": jax.jit(apart_16),
     }
@@ -151,8 +148,7 @@ def run_shape(shape, repeats, want_hlo=False):
         "f32 table": vjp_of(table),
         "rrope_jax": vjp_of(ours),
         "rrope_jax qk": vjp_of(ours_qk),
-        "rrope_jax, xla path": vjp_of(ours_xla),
-        "rrope_jax qk, xla path": vjp_of(ours_qk_xla),
+        "rrope_jax qk, pallas kernel": vjp_of(ours_pallas),
         "rrope_jax qk, phases apart": vjp_of(ours_apart),
         "probe: phases apart, bf16 tables": vjp_of(apart_16),
     }
@@ -190,6 +186,33 @@ def write_hlo(out_dir: str, shape, texts: dict[str, str]) -> None:
         print(f"- {name}: {ops} ({path})")
 
 
+def sweep(shape, repeats):
+    """The opt-in kernel's forward (q and k) as % of the copy floor for each launch parameter pair
+    (``pallas_kernel.BLOCK_S`` x ``NUM_WARPS``), beside the XLA path: how the defaults were chosen."""
+    from rrope_jax import pallas_kernel as pk
+
+    b, hq, hk, s, d = shape
+    q = jax.random.normal(jax.random.PRNGKey(0), (b, hq, s, d), jnp.bfloat16)
+    k = jax.random.normal(jax.random.PRNGKey(1), (b, hk, s, d), jnp.bfloat16)
+    pos = jnp.broadcast_to(jnp.arange(s), (b, 1, s))
+    floor = timed(jax.jit(lambda a, c: (-a, -c)), (q, k), repeats)[0]
+    xla = timed(jax.jit(lambda a, c: _compiled_qk(a, c, pos, CFG, None, "xla")), (q, k), repeats)[0]
+    print(f"| {shape} | xla path | {100 * floor / xla:.0f}% |")
+    saved = pk.BLOCK_S, pk.NUM_WARPS
+    try:
+        for block in (16, 32, 64, 128):
+            for warps in (1, 2, 4, 8):
+                if s % block:
+                    continue
+                pk.BLOCK_S, pk.NUM_WARPS = block, warps
+                jax.clear_caches()  # the launch parameters are read when tracing
+                f = jax.jit(lambda a, c: _compiled_qk(a, c, pos, CFG, None, "pallas"))
+                print(f"| {shape} | BLOCK_S {block}, NUM_WARPS {warps} | {100 * floor / timed(f, (q, k), repeats)[0]:.0f}% |")
+    finally:
+        pk.BLOCK_S, pk.NUM_WARPS = saved
+        jax.clear_caches()
+
+
 def phase_errors():
     """max |cos - truth|, |sin - truth| over all pairs at one position (float64 truth: rrope_core)."""
     first, second = rr.pair_slices(CFG)
@@ -213,6 +236,7 @@ def main(argv=None):
     parser.add_argument("--shapes", default="all", help="'all' or indices into the shape list, e.g. 0,3")
     parser.add_argument("--repeats", type=_positive_int, default=5, help="timed loops per figure (min-max shown)")
     parser.add_argument("--hlo", metavar="DIR", help="write each forward's optimized HLO here; print its kernels")
+    parser.add_argument("--sweep", action="store_true", help="only the pallas kernel's launch parameters (GPU)")
     args = parser.parse_args(argv)
     picks = None if args.shapes == "all" else args.shapes.split(",")
     if picks is not None and not all(i.isdigit() and int(i) < len(SHAPES) for i in picks):
@@ -221,6 +245,11 @@ def main(argv=None):
         )
     shapes = SHAPES if picks is None else [SHAPES[int(i)] for i in picks]
     print(f"# {jax.devices()[0].device_kind}  jax {jax.__version__}  config {CFG!r}  repeats {args.repeats}")
+    if args.sweep:
+        print("| shape (B,Hq,Hk,S,D) | forward of q and k | % floor |\n|---|---|---|")
+        for shape in shapes:
+            sweep(shape, args.repeats)
+        return
     print("| shape (B,Hq,Hk,S,D) | method | fwd ms (min-max) | fwd % floor | fwd+bwd ms (min-max) | fwd+bwd % floor |")
     print("|---|---|---|---|---|---|")
     hlo = {}

@@ -12,9 +12,11 @@ Same math as the XLA path, term for term (``phases.resonance_angles`` / ``phases
 ``y1 = a*(x1 cos - x2 sin)``, ``y2 = a*(x2 cos + x1 sin)`` in float32); only the order in which
 XLA and Triton evaluate cos/sin and the products may differ, by float32 rounding.
 
-The kernel runs where ``plan`` says it can: x of rank 4 ``(B, H, S, D)`` in float32, float16 or
+Opt-in (``RROPE_JAX_IMPL=pallas``): its numbers are checked on the CPU (Pallas' interpreter runs
+the same kernel function) and its CUDA lowering without a GPU (``jax.export``), not yet on a GPU.
+It runs where ``plan`` says it can: x of rank 4 ``(B, H, S, D)`` in float32, float16 or
 bfloat16, ``layout="half"``, ``rotary_dim == head_dim``, ``head_dim/2`` a power of two, S a
-multiple of 16, positions the same for every head (shape ``(S,)``, ``(1, S)`` or ``(B|1, 1, S)``), and
+multiple of ``BLOCK_S``, positions the same for every head (shape ``(S,)``, ``(1, S)`` or ``(B|1, 1, S)``), and
 every resonance period within int32 (x64 off). Elsewhere the XLA path runs. Under GSPMD
 (``jit`` over sharded arrays) a Pallas call is not partitioned: use ``shard_map`` (the kernel runs
 per shard) or ``RROPE_JAX_IMPL=xla``.
@@ -37,14 +39,17 @@ from .phases import Constants, constants, resonance_angles, turns
 
 __all__ = ["IMPLS", "default_impl", "plan", "rotate"]
 
-IMPLS = ("auto", "pallas", "xla")
-BLOCK_S = 64  # positions per program: (64, D/2) float32 cos and sin stay in registers
-NUM_WARPS = 4
+IMPLS = ("xla", "pallas")
+# Launch parameters: the best of BLOCK_S in (16, 32, 64, 128) x NUM_WARPS in (1, 2, 4, 8) on an
+# H100 at the three prefill shapes of bench/jax_rope.py (docs/benchmarks.md, "JAX").
+BLOCK_S = 16  # positions per program; its (16, D/2) float32 cos and sin stay in registers
+NUM_WARPS = 8
 
 
 def default_impl() -> str:
-    """``RROPE_JAX_IMPL`` (auto | pallas | xla), read at each trace so tests can switch it."""
-    impl = os.environ.get("RROPE_JAX_IMPL", "auto")
+    """``RROPE_JAX_IMPL`` (xla | pallas; default xla), read when a call is traced: a function
+    already traced keeps the path it was traced with (JAX caches traces by function)."""
+    impl = os.environ.get("RROPE_JAX_IMPL", "xla")
     if impl not in IMPLS:
         raise bad("RROPE_JAX_IMPL", impl, f"must be one of {IMPLS}", RopeInputError)
     return impl
@@ -84,8 +89,8 @@ def plan(x, positions, cfg: rr.RopeConfig, k: Constants):
     if half & (half - 1):
         return f"head_dim/2 = {half} is not a power of two (Triton blocks)"
     b, _, s, _ = x.shape
-    if s % 16:
-        return f"seq_len {s} is not a multiple of 16"
+    if s % BLOCK_S:
+        return f"seq_len {s} is not a multiple of {BLOCK_S}"
     if k.bits != 32 or (k.periods is not None and int(k.periods.max()) > np.iinfo(np.int32).max):
         return "x64, or a resonance period beyond int32"
     rows = _rows(positions, b, s)
@@ -119,7 +124,7 @@ def pl_ds(start, size):
 def _call(x, rows, c1, c2, *, resonance: bool, scale: float, sign: float, interpret: bool):
     pl, plt = _pallas()
     b, h, s, d = x.shape
-    block = next(n for n in (BLOCK_S, 32, 16) if s % n == 0)
+    block = BLOCK_S
     kernel = partial(_kernel, heads=h, half=d // 2, resonance=resonance, scale=scale, sign=sign)
     return pl.pallas_call(
         kernel,

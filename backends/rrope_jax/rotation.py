@@ -158,21 +158,21 @@ def _rows(x, positions, cfg, seq_len, impl: str):
     return None if rows is None or isinstance(rows, str) else rows.astype(jnp.int32)
 
 
-def _choose(impl: str, kernel, xla):
-    """``kernel(interpret=False)`` on CUDA, picked when lowering; elsewhere ``xla()``, or with
-    ``impl="pallas"`` the kernel in Pallas' interpreter (a CPU check of the kernel's math)."""
-    default = (lambda: kernel(True)) if impl == "pallas" else xla
-    return jax.lax.platform_dependent(cuda=lambda: kernel(False), default=default)
+def _choose(kernel):
+    """``kernel(interpret=False)`` when lowering for CUDA, else ``kernel(interpret=True)``: Pallas'
+    interpreter runs the same kernel function with JAX ops (a CPU check of its math)."""
+    return jax.lax.platform_dependent(cuda=lambda: kernel(False), default=lambda: kernel(True))
 
 
 @partial(jax.jit, static_argnums=(2, 3, 4, 5))
 def _compiled(x, positions, cfg, seq_len, inverse: bool, impl: str = "xla"):
-    """Phases and rotation as one computation per (config, seq_len, shapes, dtypes, impl)."""
+    """Phases and rotation as one XLA computation per (config, seq_len, shapes, dtypes), or the
+    Pallas kernel (``impl="pallas"``, where ``pallas_kernel.plan`` allows it)."""
     xla = partial(_xla, x, positions, cfg, seq_len, inverse)
     rows = _rows(x, positions, cfg, seq_len, impl)
     if rows is None:
         return xla()
-    return _choose(impl, lambda interpret: rotate(x, rows, cfg, seq_len, inverse, interpret), xla)
+    return _choose(lambda interpret: rotate(x, rows, cfg, seq_len, inverse, interpret))
 
 
 def _xla(x, positions, cfg, seq_len, inverse: bool):
@@ -204,7 +204,7 @@ def apply_rotary_qk(q, k, positions, cfg: rr.RopeConfig, seq_len: int | None = N
 
 @partial(jax.jit, static_argnums=(3, 4, 5))
 def _compiled_qk(q, k, positions, cfg, seq_len, impl: str = "xla"):
-    """q and k through the kernel (one launch each, phases in registers) or XLA (phases once)."""
+    """q and k through XLA (phases once), or with ``impl="pallas"`` the kernel (one launch each)."""
     xla = partial(_xla_qk, q, k, positions, cfg, seq_len)
     rq, rk = _rows(q, positions, cfg, seq_len, impl), _rows(k, positions, cfg, seq_len, impl)
     if rq is None or rk is None:
@@ -213,7 +213,7 @@ def _compiled_qk(q, k, positions, cfg, seq_len, impl: str = "xla"):
     def kernel(interpret):
         return rotate(q, rq, cfg, seq_len, False, interpret), rotate(k, rk, cfg, seq_len, False, interpret)
 
-    return _choose(impl, kernel, xla)
+    return _choose(kernel)
 
 
 def _xla_qk(q, k, positions, cfg, seq_len):

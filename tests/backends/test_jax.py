@@ -329,9 +329,9 @@ def test_periods_past_int32_are_centred_like_the_reference():
     assert_centred_phases(angles, pos, lambda c, p: 3 * math.pi * eps32, eps32, configs=[cfg], half_turn=False)
 
 
-# The Pallas kernel (rrope_jax.pallas_kernel). On CUDA it is the default path where it applies; here
-# RROPE_JAX_IMPL=pallas runs it in Pallas' interpreter (the same kernel function, its math on the
-# CPU), and its CUDA lowering (Triton) is checked by jax.export without a GPU.
+# The Pallas kernel (rrope_jax.pallas_kernel, opt-in: RROPE_JAX_IMPL=pallas). On the CPU it runs in
+# Pallas' interpreter (the same kernel function, its math with JAX ops); its CUDA lowering (Triton)
+# is checked by jax.export without a GPU.
 
 KERNEL_CFGS = {
     "resonance_yarn": rr.RopeConfig(head_dim=64, scaling=rr.YaRN(8.0, 4096), resonance=True),
@@ -393,7 +393,8 @@ def test_pallas_kernel_qk_and_jit_match_the_xla_path(monkeypatch):
 
 
 def test_pallas_plan_says_why_it_does_not_apply():
-    """Shapes and configs outside the kernel go to XLA, each with its reason."""
+    """Shapes and configs outside the kernel go to XLA, each with its reason (S = 20: not a
+    multiple of BLOCK_S = 16)."""
     from rrope_jax.pallas_kernel import plan
     from rrope_jax.phases import constants
 
@@ -414,15 +415,17 @@ def test_pallas_plan_says_why_it_does_not_apply():
         assert isinstance(reason, str), what
 
 
-def test_auto_picks_the_kernel_only_when_lowering_for_cuda(monkeypatch):
-    """``auto`` lowers to XLA on the CPU and to the Triton kernel for CUDA (lowered here by
-    jax.export, no GPU needed: the Triton lowering rules run, so an unsupported op fails here)."""
+def test_the_kernel_is_opt_in_and_lowers_to_triton_for_cuda(monkeypatch):
+    """By default (``xla``) no kernel is lowered, for the CPU or CUDA; ``pallas`` lowers to one Triton
+    kernel per rotation for CUDA (forward and backward: 2), checked by jax.export without a GPU (the
+    Triton lowering rules run, so an op they do not support fails here), and to no Triton call for
+    the CPU (the interpreter)."""
     from jax import export
 
-    monkeypatch.setenv("RROPE_JAX_IMPL", "auto")
     cfg = KERNEL_CFGS["plain"]
     q = jax.ShapeDtypeStruct((1, 8, 64, 64), jnp.bfloat16)
     pos = jax.ShapeDtypeStruct((64,), jnp.int32)
+    skip = [export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")]
 
     def fwd_bwd():  # a new function per trace: JAX caches traces by function, and the variable is read when tracing
         def f(q_, p_):
@@ -431,11 +434,16 @@ def test_auto_picks_the_kernel_only_when_lowering_for_cuda(monkeypatch):
 
         return jax.jit(f)
 
-    cpu = fwd_bwd().lower(q, pos).as_text()
-    assert "triton" not in cpu
-    skip = [export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")]
-    cuda = export.export(fwd_bwd(), platforms=["cuda"], disabled_checks=skip)(q, pos).mlir_module()
-    assert cuda.count("__gpu$xla.gpu.triton") == 2  # forward and backward: one kernel each
-    monkeypatch.setenv("RROPE_JAX_IMPL", "xla")
-    forced = export.export(fwd_bwd(), platforms=["cuda"], disabled_checks=skip)(q, pos).mlir_module()
-    assert "__gpu$xla.gpu.triton" not in forced
+    def cuda_kernels():
+        return export.export(fwd_bwd(), platforms=["cuda"], disabled_checks=skip)(q, pos).mlir_module().count(
+            "__gpu$xla.gpu.triton"
+        )
+
+    monkeypatch.delenv("RROPE_JAX_IMPL", raising=False)
+    assert cuda_kernels() == 0
+    monkeypatch.setenv("RROPE_JAX_IMPL", "pallas")
+    assert cuda_kernels() == 2
+    assert "triton" not in fwd_bwd().lower(q, pos).as_text()
+    monkeypatch.setenv("RROPE_JAX_IMPL", "auto")
+    with pytest.raises(rr.RopeInputError, match=r"RROPE_JAX_IMPL='auto' is invalid: must be one of \('xla', 'pallas'\)"):
+        rj.apply_rotary(jnp.zeros((1, 1, 16, 64)), jnp.arange(16), cfg)
