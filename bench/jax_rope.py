@@ -207,7 +207,9 @@ def sweep(shape, repeats):
                 pk.BLOCK_S, pk.NUM_WARPS = block, warps
                 jax.clear_caches()  # the launch parameters are read when tracing
                 f = jax.jit(lambda a, c: _compiled_qk(a, c, pos, CFG, None, "pallas"))
-                print(f"| {shape} | BLOCK_S {block}, NUM_WARPS {warps} | {100 * floor / timed(f, (q, k), repeats)[0]:.0f}% |")
+                print(
+                    f"| {shape} | BLOCK_S {block}, NUM_WARPS {warps} | {100 * floor / timed(f, (q, k), repeats)[0]:.0f}% |"
+                )
     finally:
         pk.BLOCK_S, pk.NUM_WARPS = saved
         jax.clear_caches()
