@@ -162,7 +162,7 @@ def _run_mutmut(session: nox.Session, env: dict) -> None:
 #: extra pytest arguments. torch: tests of torch.compile(fullgraph=True) fail under mutmut (Dynamo
 #: cannot trace its trampolines: the unmutated run fails too), so they are deselected there.
 MUTATION_BACKENDS = {
-    "jax": (["rotation.py", "phases.py"], ["test_jax.py"], ["jax", "jax.numpy"], []),
+    "jax": (["rotation.py", "phases.py", "pallas_kernel.py"], ["test_jax.py"], ["jax", "jax.numpy"], []),
     # triton_kernel.py: mutmut skips decorated functions, so the @triton.jit kernels themselves are
     # not mutated; its launch helpers are (the interpreter test runs the kernel's logic on CPU).
     "torch": (
