@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -351,8 +353,10 @@ def _kernel_positions(b, s, negative=False):
 @pytest.mark.parametrize("name", list(KERNEL_CFGS))
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_pallas_kernel_matches_the_reference(monkeypatch, name, dtype):
-    """Forward, inverse and gradient through the kernel, each within conformance/tolerance.py's
-    bound of the float64 reference (the gradient is a rotation of w by -phi, scaled by a)."""
+    """Forward, inverse and the gradients of both through the kernel, each within
+    conformance/tolerance.py's bound of the float64 reference: the gradient of the forward is
+    ``a * R(-phi) w``, that of the inverse ``R(phi) w / a``; the forward's value is also checked as
+    the primal output of ``jax.vjp`` (the custom VJP's forward rule)."""
     from rrope_jax.pallas_kernel import plan
     from rrope_jax.phases import constants
 
@@ -370,6 +374,18 @@ def test_pallas_kernel_matches_the_reference(monkeypatch, name, dtype):
         (rj.apply_rotary(x, pos, cfg, seq_len), rr.apply_rotary(x64_, positions, cfg, seq_len), x64_, a),
         (rj.inverse_rotary(x, pos, cfg, seq_len), rr.inverse_rotary(x64_, positions, cfg, seq_len), x64_, 1 / a),
         (rj.grad_apply_rotary(x, pos, cfg, w, seq_len), a**2 * rr.inverse_rotary(w64, positions, cfg, seq_len), w64, a),
+        (
+            jax.grad(lambda y: (rj.inverse_rotary(y, pos, cfg, seq_len).astype(jnp.float32) * w).sum())(x),
+            rr.apply_rotary(w64, positions, cfg, seq_len) / a**2,
+            w64,
+            1 / a,
+        ),
+        (
+            jax.vjp(lambda y: rj.apply_rotary(y, pos, cfg, seq_len), x)[0],
+            rr.apply_rotary(x64_, positions, cfg, seq_len),
+            x64_,
+            a,
+        ),
     ]
     for out, ref, src, scale in checks:
         assert out.dtype == x.dtype
@@ -399,6 +415,19 @@ def test_pallas_kernel_qk_and_jit_match_the_xla_path(monkeypatch):
         assert got.shape == want.shape and float(jnp.abs(got - want).max()) <= bound
 
 
+def test_pallas_rotate_called_directly_is_the_forward_rotation():
+    """``pallas_kernel.rotate`` with its defaults rotates forward (``inverse=False``)."""
+    from rrope_jax.pallas_kernel import rotate
+
+    cfg = KERNEL_CFGS["resonance_yarn"]
+    x = jnp.asarray(_x((1, 2, 16, 64)))
+    rows = jnp.asarray(_kernel_positions(1, 16)[:, 0, :], jnp.int32)
+    want = rj.apply_rotary(x, rows[:, None, :], cfg)  # the XLA path (RROPE_JAX_IMPL unset)
+    got = rotate(x, rows, cfg, None, interpret=True)
+    bound = 4 * np.finfo(np.float32).eps * rr.attention_factor(cfg) * 2 * float(jnp.abs(x).max())
+    assert float(jnp.abs(got - want).max()) <= bound
+
+
 def test_pallas_plan_says_why_it_does_not_apply():
     """Shapes and configs outside the kernel go to XLA, each with its reason (S = 20: not a
     multiple of BLOCK_S = 16)."""
@@ -408,18 +437,52 @@ def test_pallas_plan_says_why_it_does_not_apply():
     cfg = KERNEL_CFGS["resonance_yarn"]
     k = constants(cfg, None, 32)
     x = jnp.zeros((2, 3, 32, 64), jnp.float32)
-    assert plan(x, jnp.arange(32), cfg, k).shape == (2, 32)
-    assert plan(x, jnp.zeros((2, 1, 32), jnp.int32), cfg, k).shape == (2, 32)
+    for shape in [(32,), (1, 32), (1, 1, 32), (2, 1, 32)]:  # the same for every head
+        assert plan(x, jnp.zeros(shape, jnp.int32), cfg, k).shape == (2, 32), shape
+    rows = plan(x, jnp.arange(64).reshape(2, 1, 32), cfg, k)
+    assert np.array_equal(np.asarray(rows), np.arange(64).reshape(2, 32))  # one row per batch
+    top = np.iinfo(np.int32).max  # a period of exactly 2**31 - 1 is an int32 residue; 2**31 is not
+    assert not isinstance(plan(x, jnp.arange(32), cfg, dataclasses.replace(k, periods=np.array([6, top]))), str)
+    assert plan(x[..., :2], jnp.arange(32), rr.RopeConfig(head_dim=2, resonance=True), k).shape == (2, 32)
+    heads = "positions vary along heads (or do not broadcast as one row per batch)"
     reasons = {
-        "rank": plan(x[0], jnp.arange(32), cfg, k),
-        "heads": plan(x, jnp.zeros((3, 32), jnp.int32), cfg, k),  # (3, 32) broadcasts along heads
-        "seq": plan(x[:, :, :20], jnp.arange(20), cfg, k),
-        "layout": plan(x, jnp.arange(32), rr.RopeConfig(head_dim=64, layout="interleaved"), k),
-        "partial": plan(x, jnp.arange(32), rr.RopeConfig(head_dim=64, rotary_dim=32), k),
-        "pow2": plan(jnp.zeros((2, 3, 32, 48)), jnp.arange(32), rr.RopeConfig(head_dim=48), k),
+        "rank": (plan(x[0], jnp.arange(32), cfg, k), "x has rank 3, the kernel takes (B, H, S, D)"),
+        "dtype": (plan(x.astype(jnp.int32), jnp.arange(32), cfg, k), "x.dtype int32 (the kernel computes in float32)"),
+        "heads 2-D": (plan(x, jnp.zeros((2, 32), jnp.int32), cfg, k), heads),  # (2, 32) broadcasts along heads
+        "heads 3-D": (plan(x, jnp.zeros((2, 3, 32), jnp.int32), cfg, k), heads),
+        "batch": (plan(x, jnp.zeros((3, 1, 32), jnp.int32), cfg, k), heads),
+        "seq": (plan(x[:, :, :20], jnp.arange(20), cfg, k), "seq_len 20 is not a multiple of 16"),
+        "layout": (
+            plan(x, jnp.arange(32), rr.RopeConfig(head_dim=64, layout="interleaved"), k),
+            "the kernel rotates layout='half' with rotary_dim == head_dim",
+        ),
+        "partial": (
+            plan(x, jnp.arange(32), rr.RopeConfig(head_dim=64, rotary_dim=32), k),
+            "the kernel rotates layout='half' with rotary_dim == head_dim",
+        ),
+        "pow2": (
+            plan(jnp.zeros((2, 3, 32, 48)), jnp.arange(32), rr.RopeConfig(head_dim=48), k),
+            "head_dim/2 = 24 is not a power of two (Triton blocks)",
+        ),
+        "x64": (plan(x, jnp.arange(32), cfg, constants(cfg, None, 64)), "x64, or a resonance period beyond int32"),
+        "period": (
+            plan(x, jnp.arange(32), cfg, dataclasses.replace(k, periods=np.array([6, top + 1]))),
+            "x64, or a resonance period beyond int32",
+        ),
     }
-    for what, reason in reasons.items():
-        assert isinstance(reason, str), what
+    for what, (reason, want) in reasons.items():
+        assert reason == want, what
+
+
+def test_pallas_plan_without_pallas(monkeypatch):
+    """A jax without Pallas: every call takes the XLA path, and plan says why."""
+    from rrope_jax import pallas_kernel
+
+    cfg = KERNEL_CFGS["resonance_yarn"]
+    monkeypatch.setattr(pallas_kernel, "_pallas", lambda: None)
+    k = pallas_kernel.constants(cfg, None, 32)
+    x = jnp.zeros((2, 3, 32, 64), jnp.float32)
+    assert pallas_kernel.plan(x, jnp.arange(32), cfg, k) == "jax.experimental.pallas is not importable"
 
 
 def test_the_kernel_is_opt_in_and_lowers_to_triton_for_cuda(monkeypatch):
