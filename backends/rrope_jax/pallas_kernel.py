@@ -2,7 +2,7 @@
 
 Why: under XLA the exact phases are computed once into float32 ``cos``/``sin`` buffers of shape
 ``(..., S, rotary_dim/2)`` that the rotation fusion then reads broadcast over heads (16.8 MB at
-S = 32768, read again per head: docs/benchmarks.md, "JAX"). This kernel does what
+S = 32768; by our reading of the HLO, not profiled, once per head: docs/benchmarks.md, "JAX"). This kernel does what
 ``rrope_torch``'s Triton kernel does: one program per ``(batch, block of BLOCK_S positions)``
 computes its block's phases once (``rrope_jax.phases``' formulas, on the per-pair constants passed
 as inputs), then loops over the heads, so q and k are read and written once and no table touches
@@ -19,7 +19,7 @@ bfloat16, ``layout="half"``, ``rotary_dim == head_dim``, ``head_dim/2`` a power 
 multiple of ``BLOCK_S``, positions the same for every head (shape ``(S,)``, ``(1, S)`` or ``(B|1, 1, S)``), and
 every resonance period within int32 (x64 off). Elsewhere the XLA path runs. Under GSPMD
 (``jit`` over sharded arrays) a Pallas call is not partitioned: use ``shard_map`` (the kernel runs
-per shard) or ``RROPE_JAX_IMPL=xla``.
+per shard) or the default ``RROPE_JAX_IMPL=xla``.
 """
 
 from __future__ import annotations
@@ -108,16 +108,17 @@ def _kernel(pos_ref, c1_ref, c2_ref, x_ref, o_ref, *, heads, half, resonance, sc
     sin = jnp.sin(phi) * jnp.float32(sign * scale)
 
     def head(h, carry):
-        x1 = x_ref[h, :, pl_ds(0, half)].astype(jnp.float32)
-        x2 = x_ref[h, :, pl_ds(half, half)].astype(jnp.float32)
-        o_ref[h, :, pl_ds(0, half)] = (x1 * cos - x2 * sin).astype(o_ref.dtype)
-        o_ref[h, :, pl_ds(half, half)] = (x2 * cos + x1 * sin).astype(o_ref.dtype)
+        x1 = x_ref[h, :, _ds(0, half)].astype(jnp.float32)
+        x2 = x_ref[h, :, _ds(half, half)].astype(jnp.float32)
+        o_ref[h, :, _ds(0, half)] = (x1 * cos - x2 * sin).astype(o_ref.dtype)
+        o_ref[h, :, _ds(half, half)] = (x2 * cos + x1 * sin).astype(o_ref.dtype)
         return carry
 
     lax.fori_loop(0, heads, head, 0)
 
 
-def pl_ds(start, size):
+def _ds(start, size):
+    """``pl.ds``: a static slice of a ref."""
     return _pallas()[0].ds(start, size)
 
 
