@@ -154,7 +154,7 @@ def _run(x, positions, cfg, seq_len, inverse: bool):
 
 def _rows(x, positions, cfg, seq_len, impl: str):
     """int32 ``(B, S)`` positions if the kernel will be tried for ``x`` under ``impl``, else None."""
-    rows = None if impl == "xla" else plan(x, positions, cfg, constants(cfg, seq_len, _bits()))
+    rows = plan(x, positions, cfg, constants(cfg, seq_len, _bits())) if impl == "pallas" else None
     return None if rows is None or isinstance(rows, str) else rows.astype(jnp.int32)
 
 

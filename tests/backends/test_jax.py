@@ -474,6 +474,30 @@ def test_pallas_plan_says_why_it_does_not_apply():
         assert reason == want, what
 
 
+def test_pallas_impl_leaves_periods_past_int32_of_this_seq_len_to_xla(monkeypatch):
+    """A dynamic NTK resonance config whose longest period fits int32 at the original length
+    (1.02e9) but not at ``seq_len=4096`` (1.3e11): the kernel is planned with the call's seq_len,
+    refuses, and XLA rotates (within the float32 bound of the reference)."""
+    monkeypatch.setenv("RROPE_JAX_IMPL", "pallas")
+    cfg = rr.RopeConfig(head_dim=64, base=3e8, scaling=rr.DynamicNTK(2.0, 64), resonance=True)
+    assert rr.integer_wavelengths(cfg, None).max() < 2**31 < rr.integer_wavelengths(cfg, 4096).max()
+    x64_ = _x((1, 2, 32, 64)).astype(np.float64)
+    positions = _kernel_positions(1, 32)
+    out = rj.apply_rotary(jnp.asarray(x64_, jnp.float32), jnp.asarray(positions, jnp.int32), cfg, 4096)
+    ref = rr.apply_rotary(x64_, positions, cfg, 4096)
+    tol = rotation_tolerance(cfg, x64_, ref, positions, 4096, "float32", rr.attention_factor(cfg, 4096))
+    assert np.all(np.abs(np.asarray(out, np.float64) - ref) <= tol)
+
+
+def test_rotation_errors_name_the_dtypes_given():
+    """The refusal of a non-float x or non-integer positions names the dtype it got."""
+    cfg = KERNEL_CFGS["resonance_yarn"]
+    with pytest.raises(rr.RopeInputError, match=r"x\.dtype='int32' is invalid"):
+        rj.apply_rotary(jnp.zeros((1, 4, 64), jnp.int32), jnp.arange(4), cfg)
+    with pytest.raises(rr.RopeInputError, match=r"positions\.dtype='float32' is invalid"):
+        rj.apply_rotary(jnp.zeros((1, 4, 64)), jnp.arange(4.0), cfg)
+
+
 def test_pallas_plan_without_pallas(monkeypatch):
     """A jax without Pallas: every call takes the XLA path, and plan says why."""
     from rrope_jax import pallas_kernel
@@ -511,10 +535,20 @@ def test_the_kernel_is_opt_in_and_lowers_to_triton_for_cuda(monkeypatch):
             .count("__gpu$xla.gpu.triton")
         )
 
+    k = jax.ShapeDtypeStruct((1, 2, 64, 64), jnp.bfloat16)
+
+    def qk_kernels():  # apply_rotary_qk's forward: one kernel for q, one for k; a new function per trace
+        f = jax.jit(lambda q_, k_, p_: rj.apply_rotary_qk(q_, k_, p_, cfg))
+        return (
+            export.export(f, platforms=["cuda"], disabled_checks=skip)(q, k, pos)
+            .mlir_module()
+            .count("__gpu$xla.gpu.triton")
+        )
+
     monkeypatch.delenv("RROPE_JAX_IMPL", raising=False)
-    assert cuda_kernels() == 0
+    assert cuda_kernels() == 0 and qk_kernels() == 0
     monkeypatch.setenv("RROPE_JAX_IMPL", "pallas")
-    assert cuda_kernels() == 2
+    assert cuda_kernels() == 2 and qk_kernels() == 2
     assert "triton" not in fwd_bwd().lower(q, pos).as_text()
     monkeypatch.setenv("RROPE_JAX_IMPL", "auto")
     with pytest.raises(
