@@ -489,6 +489,14 @@ def test_pallas_impl_leaves_periods_past_int32_of_this_seq_len_to_xla(monkeypatc
     assert np.all(np.abs(np.asarray(out, np.float64) - ref) <= tol)
 
 
+def test_grad_apply_rotary_refuses_a_w_of_another_shape():
+    """``w`` must have x's shape; the error names both, as RopeInputError."""
+    x = jnp.zeros((1, 4, 64))
+    with pytest.raises(rr.RopeInputError) as err:
+        rj.grad_apply_rotary(x, jnp.arange(4), KERNEL_CFGS["resonance_yarn"], jnp.zeros((1, 4, 32)))
+    assert str(err.value) == "w.shape=(1, 4, 32) is invalid: must equal x.shape=(1, 4, 64)"
+
+
 def test_rotation_errors_name_the_dtypes_given():
     """The refusal of a non-float x or non-integer positions names the dtype it got."""
     cfg = KERNEL_CFGS["resonance_yarn"]
