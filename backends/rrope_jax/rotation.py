@@ -67,7 +67,7 @@ def _positions(positions):
         raise bad(
             "positions",
             f"<min {lo}, max {hi}>",
-            f"must lie in (-{MAX_POSITION}, {MAX_POSITION}) (rrope_jax.MAX_POSITION)",
+            f"must lie in [-{MAX_POSITION}, {MAX_POSITION}) (rrope_jax.MAX_POSITION)",
             RopeInputError,
         )
     return jnp.asarray(p)

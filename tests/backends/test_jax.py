@@ -497,6 +497,37 @@ def test_grad_apply_rotary_refuses_a_w_of_another_shape():
     assert str(err.value) == "w.shape=(1, 4, 32) is invalid: must equal x.shape=(1, 4, 64)"
 
 
+def test_host_positions_limit_is_the_int32_range_and_named():
+    """NumPy positions in [-2**31, 2**31) are taken (int32 holds -2**31), others refused with the range."""
+    cfg = rr.RopeConfig(head_dim=8)
+    x = jnp.ones((1, 1, 8))
+    assert rj.apply_rotary(x, np.array([-(2**31)]), cfg).shape == (1, 1, 8)
+    with pytest.raises(rr.RopeInputError) as err:
+        rj.apply_rotary(jnp.ones((1, 2, 8)), np.array([0, 2**31]), cfg)
+    assert str(err.value) == (
+        "positions='<min 0, max 2147483648>' is invalid: must lie in [-2147483648, 2147483648) (rrope_jax.MAX_POSITION)"
+    )
+
+
+def test_seq_len_of_a_dynamic_config_is_read_from_one_position():
+    """Without seq_len, a dynamic config's frequencies follow max(positions) + 1, also for a single
+    position (within the float32 bound of the reference, which does the same); under jit the refusal
+    says why, in full."""
+    cfg = rr.RopeConfig(head_dim=8, scaling=rr.DynamicNTK(2.0, 64))
+    x64_ = _x((1, 1, 8)).astype(np.float64)
+    positions = np.array([1000])
+    out = rj.apply_rotary(jnp.asarray(x64_, jnp.float32), jnp.asarray(positions), cfg)
+    ref = rr.apply_rotary(x64_, positions, cfg)
+    assert rr.inv_freq(cfg, 1001)[-1] != rr.inv_freq(cfg, None)[-1]  # the position's seq_len matters
+    tol = rotation_tolerance(cfg, x64_, ref, positions, 1001, "float32", rr.attention_factor(cfg, 1001))
+    assert np.all(np.abs(np.asarray(out, np.float64) - ref) <= tol)
+    with pytest.raises(rr.RopeInputError) as err:
+        jax.jit(lambda p_: rj.cos_sin(cfg, p_))(jnp.arange(4))
+    assert str(err.value) == (
+        "seq_len=None is invalid: must be given under jax.jit for DynamicNTK (its frequencies depend on it)"
+    )
+
+
 def test_rotation_errors_name_the_dtypes_given():
     """The refusal of a non-float x or non-integer positions names the dtype it got."""
     cfg = KERNEL_CFGS["resonance_yarn"]
