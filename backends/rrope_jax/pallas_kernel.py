@@ -150,12 +150,18 @@ def _words(k: Constants):
     return False, jnp.asarray(k.f_hi), jnp.asarray(k.f_lo)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
-def _rotation(x, rows, cfg, seq_len, sign, interpret):
+def _launch(x, rows, cfg, seq_len, sign, sin_sign, interpret):
+    """The kernel at the scale of the rotation ``sign`` names (``a``; ``1/a`` for the inverse),
+    sin multiplied by ``sin_sign``."""
     k = constants(cfg, seq_len, 32)
     resonance, c1, c2 = _words(k)
     scale = float(k.attention) if sign > 0 else 1.0 / float(k.attention)
-    return _call(x, rows, c1, c2, resonance=resonance, scale=scale, sign=sign, interpret=interpret)
+    return _call(x, rows, c1, c2, resonance=resonance, scale=scale, sign=sin_sign, interpret=interpret)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _rotation(x, rows, cfg, seq_len, sign, interpret):
+    return _launch(x, rows, cfg, seq_len, sign, sign, interpret)
 
 
 def _fwd(x, rows, cfg, seq_len, sign, interpret):
@@ -164,16 +170,22 @@ def _fwd(x, rows, cfg, seq_len, sign, interpret):
 
 def _bwd(cfg, seq_len, sign, interpret, rows, g):
     # the transpose of s*R(phi) is s*R(-phi): the same kernel, sin negated, the same scale s
-    k = constants(cfg, seq_len, 32)
-    resonance, c1, c2 = _words(k)
-    scale = float(k.attention) if sign > 0 else 1.0 / float(k.attention)
-    return _call(g, rows, c1, c2, resonance=resonance, scale=scale, sign=-sign, interpret=interpret), None
+    return _launch(g, rows, cfg, seq_len, sign, -sign, interpret), None
 
 
 _rotation.defvjp(_fwd, _bwd)
 
 
 def rotate(x, rows, cfg: rr.RopeConfig, seq_len: int | None, inverse: bool = False, interpret: bool = False):
-    """``x`` rotated by the kernel at ``rows`` (``(B, S)`` int32 positions): ``a*R(phi) x``, or for
-    ``inverse`` ``R(-phi) x / a``. Differentiable (custom VJP: the transpose rotation)."""
+    """``x`` rotated by the kernel at ``rows`` (``(B, S)`` int32 positions, as ``plan`` returns them):
+    ``a*R(phi) x``, or for ``inverse`` ``R(-phi) x / a``. Differentiable (custom VJP: the transpose
+    rotation). Call ``plan`` first: ``rotate`` checks only that ``rows`` fits ``x``."""
+    want = (x.shape[0], x.shape[2]) if x.ndim == 4 else None
+    if want is None or tuple(rows.shape) != want or rows.dtype != jnp.int32:
+        raise bad(
+            "rows",
+            f"<shape {tuple(rows.shape)}, dtype {rows.dtype}>",
+            f"must be int32 of shape (B, S) = {want}",
+            RopeInputError,
+        )
     return _rotation(x, rows, cfg, seq_len, -1.0 if inverse else 1.0, interpret)

@@ -152,7 +152,7 @@ def _run(x, positions, cfg, seq_len, inverse: bool):
     return _compiled(x, positions, cfg, _seq_len(cfg, seq_len, positions), inverse, default_impl())
 
 
-def _rows(x, positions, cfg, seq_len, impl: str):
+def _kernel_rows(x, positions, cfg, seq_len, impl: str):
     """int32 ``(B, S)`` positions if the kernel will be tried for ``x`` under ``impl``, else None."""
     rows = plan(x, positions, cfg, constants(cfg, seq_len, _bits())) if impl == "pallas" else None
     return None if rows is None or isinstance(rows, str) else rows.astype(jnp.int32)
@@ -169,7 +169,7 @@ def _compiled(x, positions, cfg, seq_len, inverse: bool, impl: str = "xla"):
     """Phases and rotation as one XLA computation per (config, seq_len, shapes, dtypes), or the
     Pallas kernel (``impl="pallas"``, where ``pallas_kernel.plan`` allows it)."""
     xla = partial(_xla, x, positions, cfg, seq_len, inverse)
-    rows = _rows(x, positions, cfg, seq_len, impl)
+    rows = _kernel_rows(x, positions, cfg, seq_len, impl)
     if rows is None:
         return xla()
     return _choose(lambda interpret: rotate(x, rows, cfg, seq_len, inverse, interpret))
@@ -206,7 +206,7 @@ def apply_rotary_qk(q, k, positions, cfg: rr.RopeConfig, seq_len: int | None = N
 def _compiled_qk(q, k, positions, cfg, seq_len, impl: str = "xla"):
     """q and k through XLA (phases once), or with ``impl="pallas"`` the kernel (one launch each)."""
     xla = partial(_xla_qk, q, k, positions, cfg, seq_len)
-    rq, rk = _rows(q, positions, cfg, seq_len, impl), _rows(k, positions, cfg, seq_len, impl)
+    rq, rk = _kernel_rows(q, positions, cfg, seq_len, impl), _kernel_rows(k, positions, cfg, seq_len, impl)
     if rq is None or rk is None:
         return xla()
 

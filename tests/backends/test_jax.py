@@ -424,6 +424,11 @@ def test_pallas_rotate_called_directly_is_the_forward_rotation():
     rows = jnp.asarray(_kernel_positions(1, 16)[:, 0, :], jnp.int32)
     want = rj.apply_rotary(x, rows[:, None, :], cfg)  # the XLA path (RROPE_JAX_IMPL unset)
     got = rotate(x, rows, cfg, None, interpret=True)
+    for bad_rows in (rows[:, :8], rows.astype(jnp.float32)):  # refused before any work, naming rows
+        with pytest.raises(
+            rr.RopeInputError, match=r"rows='<shape .*>' is invalid: must be int32 of shape \(B, S\) = \(1, 16\)"
+        ):
+            rotate(x, bad_rows, cfg, None, interpret=True)
     bound = 4 * np.finfo(np.float32).eps * rr.attention_factor(cfg) * 2 * float(jnp.abs(x).max())
     assert float(jnp.abs(got - want).max()) <= bound
 
