@@ -215,6 +215,23 @@ def sweep(shape, repeats):
         jax.clear_caches()
 
 
+CROSSOVER = [(b, hq, hk, s, 128) for (hq, hk) in ((32, 8), (32, 32)) for b, s in ((1, 2048), (1, 4096), (1, 8192), (1, 16384), (2, 4096), (4, 4096))]
+
+
+def crossover(shapes, repeats):
+    """Forward of q and k, XLA path against the kernel, as % of the copy floor, over B*S: where the
+    kernel starts to win (it has B*S/BLOCK_S programs; at (1, 32, 32, 4096) 256 of them)."""
+    print("| shape (B,Hq,Hk,S,D) | B*S | xla % floor | pallas % floor | pallas / xla |\n|---|---|---|---|---|")
+    for b, hq, hk, s, d in shapes:
+        q = jax.random.normal(jax.random.PRNGKey(0), (b, hq, s, d), jnp.bfloat16)
+        k = jax.random.normal(jax.random.PRNGKey(1), (b, hk, s, d), jnp.bfloat16)
+        pos = jnp.broadcast_to(jnp.arange(s), (b, 1, s))
+        floor = timed(jax.jit(lambda a, c: (-a, -c)), (q, k), repeats)[0]
+        xla = timed(jax.jit(lambda a, c, p=pos: _compiled_qk(a, c, p, CFG, None, "xla")), (q, k), repeats)[0]
+        ker = timed(jax.jit(lambda a, c, p=pos: _compiled_qk(a, c, p, CFG, None, "pallas")), (q, k), repeats)[0]
+        print(f"| {(b, hq, hk, s, d)} | {b * s} | {100 * floor / xla:.0f}% | {100 * floor / ker:.0f}% | {xla / ker:.2f} |")
+
+
 def phase_errors():
     """max |cos - truth|, |sin - truth| over all pairs at one position (float64 truth: rrope_core)."""
     first, second = rr.pair_slices(CFG)
@@ -239,6 +256,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=_positive_int, default=5, help="timed loops per figure (min-max shown)")
     parser.add_argument("--hlo", metavar="DIR", help="write each forward's optimized HLO here; print its kernels")
     parser.add_argument("--sweep", action="store_true", help="only the pallas kernel's launch parameters (GPU)")
+    parser.add_argument(
+        "--crossover", action="store_true", help="only XLA against the kernel over B*S (GPU): where the kernel wins"
+    )
     args = parser.parse_args(argv)
     picks = None if args.shapes == "all" else args.shapes.split(",")
     if picks is not None and not all(i.isdigit() and int(i) < len(SHAPES) for i in picks):
@@ -247,6 +267,9 @@ def main(argv=None):
         )
     shapes = SHAPES if picks is None else [SHAPES[int(i)] for i in picks]
     print(f"# {jax.devices()[0].device_kind}  jax {jax.__version__}  config {CFG!r}  repeats {args.repeats}")
+    if args.crossover:
+        crossover(CROSSOVER, args.repeats)
+        return
     if args.sweep:
         print("| shape (B,Hq,Hk,S,D) | forward of q and k | % floor |\n|---|---|---|")
         for shape in shapes:
