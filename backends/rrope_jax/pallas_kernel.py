@@ -12,14 +12,16 @@ Same math as the XLA path, term for term (``phases.resonance_angles`` / ``phases
 ``y1 = a*(x1 cos - x2 sin)``, ``y2 = a*(x2 cos + x1 sin)`` in float32); only the order in which
 XLA and Triton evaluate cos/sin and the products may differ, by float32 rounding.
 
-Opt-in (``RROPE_JAX_IMPL=pallas``): its numbers are checked on the CPU (Pallas' interpreter runs
-the same kernel function) and its CUDA lowering without a GPU (``jax.export``), not yet on a GPU.
-It runs where ``plan`` says it can: x of rank 4 ``(B, H, S, D)`` in float32, float16 or
-bfloat16, ``layout="half"``, ``rotary_dim == head_dim``, ``head_dim/2`` a power of two, S a
-multiple of ``BLOCK_S``, positions the same for every head (shape ``(S,)``, ``(1, S)`` or ``(B|1, 1, S)``), and
-every resonance period within int32 (x64 off). Elsewhere the XLA path runs. Under GSPMD
-(``jit`` over sharded arrays) a Pallas call is not partitioned: use ``shard_map`` (the kernel runs
-per shard) or the default ``RROPE_JAX_IMPL=xla``.
+Opt-in (``RROPE_JAX_IMPL=auto`` or ``pallas``; default ``xla``). Checked against the reference
+on an H100 (tests/backends/test_jax.py and the conformance suite with ``RROPE_JAX_IMPL=pallas``),
+on the CPU in Pallas' interpreter (the same kernel function) and its CUDA lowering by
+``jax.export``. Not the default, for two reasons: under GSPMD (``jit`` over sharded arrays) a
+Pallas call is not partitioned, so XLA gathers its operands (use ``shard_map``: the kernel runs
+per shard); and jax 0.11 deprecates Pallas' Triton backend (a DeprecationWarning says it will be
+removed). It runs where ``plan`` says it can: x of rank 4 ``(B, H, S, D)`` in float32, float16
+or bfloat16, ``layout="half"``, ``rotary_dim == head_dim``, ``head_dim/2`` a power of two, S a
+multiple of ``BLOCK_S``, positions the same for every head (shape ``(S,)``, ``(1, S)`` or
+``(B|1, 1, S)``), and every resonance period within int32 (x64 off). Elsewhere the XLA path runs.
 """
 
 from __future__ import annotations
@@ -37,9 +39,13 @@ from rrope_core.errors import RopeInputError, bad
 
 from .phases import Constants, constants, resonance_angles, turns
 
-__all__ = ["IMPLS", "default_impl", "plan", "rotate"]
+__all__ = ["AUTO_MIN_POSITIONS", "IMPLS", "default_impl", "plan", "rotate"]
 
-IMPLS = ("xla", "pallas")
+IMPLS = ("xla", "auto", "pallas")
+# ``auto``: the kernel when lowering for CUDA and x has at least this many positions (B * S, so at
+# least AUTO_MIN_POSITIONS / BLOCK_S programs), else XLA. Set from bench/jax_rope.py --crossover
+# (docs/benchmarks.md, "JAX"): below it XLA's fusion is as fast or faster.
+AUTO_MIN_POSITIONS = 16384
 # Launch parameters: the best of BLOCK_S in (16, 32, 64, 128) x NUM_WARPS in (1, 2, 4, 8) on an
 # H100 at the three prefill shapes of bench/jax_rope.py (docs/benchmarks.md, "JAX").
 BLOCK_S = 16  # positions per program; its (16, D/2) float32 cos and sin stay in registers
@@ -47,8 +53,11 @@ NUM_WARPS = 8
 
 
 def default_impl() -> str:
-    """``RROPE_JAX_IMPL`` (xla | pallas; default xla), read when a call is traced: a function
-    already traced keeps the path it was traced with (JAX caches traces by function)."""
+    """``RROPE_JAX_IMPL`` (xla | auto | pallas; default xla), read when a call is traced: a
+    function already traced keeps the path it was traced with (JAX caches traces by function).
+    ``xla``: never the kernel; ``auto``: the kernel on CUDA where ``plan`` allows it and B * S >=
+    ``AUTO_MIN_POSITIONS``, else XLA; ``pallas``: the kernel wherever ``plan`` allows it (Pallas'
+    interpreter off CUDA)."""
     impl = os.environ.get("RROPE_JAX_IMPL", "xla")
     if impl not in IMPLS:
         raise bad("RROPE_JAX_IMPL", impl, f"must be one of {IMPLS}", RopeInputError)

@@ -22,7 +22,7 @@ from rrope_core.inputs import check_call, check_cfg, check_positions_dtype
 from rrope_core.rotation import resolve_seq_len
 
 from .convert import DTYPES, meta, position_limit, x64
-from .pallas_kernel import default_impl, plan, rotate
+from .pallas_kernel import AUTO_MIN_POSITIONS, default_impl, plan, rotate
 from .phases import constants, phases
 
 __all__ = ["inv_freq", "cos_sin", "apply_rotary", "apply_rotary_qk", "inverse_rotary", "grad_apply_rotary"]
@@ -153,26 +153,31 @@ def _run(x, positions, cfg, seq_len, inverse: bool):
 
 
 def _kernel_rows(x, positions, cfg, seq_len, impl: str):
-    """int32 ``(B, S)`` positions if the kernel will be tried for ``x`` under ``impl``, else None."""
-    rows = plan(x, positions, cfg, constants(cfg, seq_len, _bits())) if impl == "pallas" else None
+    """int32 ``(B, S)`` positions if the kernel will be tried for ``x`` under ``impl``, else None:
+    under ``pallas`` wherever ``plan`` allows, under ``auto`` also only from B * S >=
+    ``AUTO_MIN_POSITIONS`` (x of rank 4, as ``plan`` requires)."""
+    big = impl == "auto" and x.ndim == 4 and x.shape[0] * x.shape[2] >= AUTO_MIN_POSITIONS
+    rows = plan(x, positions, cfg, constants(cfg, seq_len, _bits())) if impl == "pallas" or big else None
     return None if rows is None or isinstance(rows, str) else rows.astype(jnp.int32)
 
 
-def _choose(kernel):
-    """``kernel(interpret=False)`` when lowering for CUDA, else ``kernel(interpret=True)``: Pallas'
-    interpreter runs the same kernel function with JAX ops (a CPU check of its math)."""
-    return jax.lax.platform_dependent(cuda=lambda: kernel(False), default=lambda: kernel(True))
+def _choose(kernel, xla, impl: str):
+    """``kernel(interpret=False)`` when lowering for CUDA; elsewhere, under ``pallas``,
+    ``kernel(interpret=True)`` (Pallas' interpreter runs the same kernel function with JAX ops: a
+    CPU check of its math), under ``auto`` ``xla()``."""
+    other = (lambda: kernel(True)) if impl == "pallas" else xla
+    return jax.lax.platform_dependent(cuda=lambda: kernel(False), default=other)
 
 
 @partial(jax.jit, static_argnums=(2, 3, 4, 5))
 def _compiled(x, positions, cfg, seq_len, inverse: bool, impl: str = "xla"):
     """Phases and rotation as one XLA computation per (config, seq_len, shapes, dtypes), or the
-    Pallas kernel (``impl="pallas"``, where ``pallas_kernel.plan`` allows it)."""
+    Pallas kernel (``impl`` "pallas" or "auto", where ``_kernel_rows`` allows it)."""
     xla = partial(_xla, x, positions, cfg, seq_len, inverse)
     rows = _kernel_rows(x, positions, cfg, seq_len, impl)
     if rows is None:
         return xla()
-    return _choose(lambda interpret: rotate(x, rows, cfg, seq_len, inverse, interpret))
+    return _choose(lambda interpret: rotate(x, rows, cfg, seq_len, inverse, interpret), xla, impl)
 
 
 def _xla(x, positions, cfg, seq_len, inverse: bool):
@@ -204,7 +209,7 @@ def apply_rotary_qk(q, k, positions, cfg: rr.RopeConfig, seq_len: int | None = N
 
 @partial(jax.jit, static_argnums=(3, 4, 5))
 def _compiled_qk(q, k, positions, cfg, seq_len, impl: str = "xla"):
-    """q and k through XLA (phases once), or with ``impl="pallas"`` the kernel (one launch each)."""
+    """q and k through XLA (phases once), or the kernel (one launch each) where ``_kernel_rows`` allows it."""
     xla = partial(_xla_qk, q, k, positions, cfg, seq_len)
     rq, rk = _kernel_rows(q, positions, cfg, seq_len, impl), _kernel_rows(k, positions, cfg, seq_len, impl)
     if rq is None or rk is None:
@@ -213,7 +218,7 @@ def _compiled_qk(q, k, positions, cfg, seq_len, impl: str = "xla"):
     def kernel(interpret):
         return rotate(q, rq, cfg, seq_len, False, interpret), rotate(k, rk, cfg, seq_len, False, interpret)
 
-    return _choose(kernel)
+    return _choose(kernel, xla, impl)
 
 
 def _xla_qk(q, k, positions, cfg, seq_len):

@@ -16,6 +16,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import rrope_core as rr  # noqa: E402
 import rrope_jax as rj  # noqa: E402
+from rrope_jax import pallas_kernel as pk  # noqa: E402
 from rrope_conformance.harness import assert_centred_phases  # noqa: E402
 from rrope_conformance.tolerance import rotation_tolerance  # noqa: E402
 
@@ -553,11 +554,12 @@ def test_pallas_plan_without_pallas(monkeypatch):
     assert pallas_kernel.plan(x, jnp.arange(32), cfg, k) == "jax.experimental.pallas is not importable"
 
 
-def test_the_kernel_is_opt_in_and_lowers_to_triton_for_cuda(monkeypatch):
-    """By default (``xla``) no kernel is lowered, for the CPU or CUDA; ``pallas`` lowers to one Triton
+def test_the_kernel_is_chosen_by_impl_and_size_and_lowers_to_triton_for_cuda(monkeypatch):
+    """Under ``xla`` no kernel is lowered, for the CPU or CUDA; ``pallas`` lowers to one Triton
     kernel per rotation for CUDA (forward and backward: 2), checked by jax.export without a GPU (the
     Triton lowering rules run, so an op they do not support fails here), and to no Triton call for
-    the CPU (the interpreter)."""
+    the CPU (the interpreter); ``auto`` as ``pallas`` for CUDA from B * S = AUTO_MIN_POSITIONS on,
+    as ``xla`` below it and for the CPU. The default is ``xla``."""
     from jax import export
 
     cfg = KERNEL_CFGS["plain"]
@@ -589,13 +591,24 @@ def test_the_kernel_is_opt_in_and_lowers_to_triton_for_cuda(monkeypatch):
             .count("__gpu$xla.gpu.triton")
         )
 
-    monkeypatch.delenv("RROPE_JAX_IMPL", raising=False)
+    monkeypatch.delenv("RROPE_JAX_IMPL", raising=False)  # xla
     assert cuda_kernels() == 0 and qk_kernels() == 0
     monkeypatch.setenv("RROPE_JAX_IMPL", "pallas")
     assert cuda_kernels() == 2 and qk_kernels() == 2
-    assert "triton" not in fwd_bwd().lower(q, pos).as_text()
+    assert "xla.gpu.triton" not in export.export(fwd_bwd(), platforms=["cpu"])(q, pos).mlir_module()
     monkeypatch.setenv("RROPE_JAX_IMPL", "auto")
+    monkeypatch.setenv("RROPE_JAX_IMPL", "auto")
+    assert cuda_kernels() == 0 and qk_kernels() == 0  # B * S = 64
+    n = pk.AUTO_MIN_POSITIONS
+    for b, s, want in ((1, n - pk.BLOCK_S, 0), (1, n, 2), (2, n // 2, 2), (2, n // 2 - pk.BLOCK_S, 0)):
+        q = jax.ShapeDtypeStruct((b, 8, s, 64), jnp.bfloat16)
+        k = jax.ShapeDtypeStruct((b, 2, s, 64), jnp.bfloat16)
+        pos = jax.ShapeDtypeStruct((s,), jnp.int32)
+        assert (cuda_kernels(), qk_kernels()) == (want, want), (b, s)
+        assert "xla.gpu.triton" not in export.export(fwd_bwd(), platforms=["cpu"])(q, pos).mlir_module()
+    monkeypatch.setenv("RROPE_JAX_IMPL", "triton")
     with pytest.raises(
-        rr.RopeInputError, match=r"RROPE_JAX_IMPL='auto' is invalid: must be one of \('xla', 'pallas'\)"
+        rr.RopeInputError,
+        match=r"RROPE_JAX_IMPL='triton' is invalid: must be one of \('xla', 'auto', 'pallas'\)",
     ):
         rj.apply_rotary(jnp.zeros((1, 1, 16, 64)), jnp.arange(16), cfg)
