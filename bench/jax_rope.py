@@ -215,7 +215,11 @@ def sweep(shape, repeats):
         jax.clear_caches()
 
 
-CROSSOVER = [(b, hq, hk, s, 128) for (hq, hk) in ((32, 8), (32, 32)) for b, s in ((1, 2048), (1, 4096), (1, 8192), (1, 16384), (2, 4096), (4, 4096))]
+CROSSOVER = [
+    (b, hq, hk, s, 128)
+    for (hq, hk) in ((32, 8), (32, 32))
+    for b, s in ((1, 2048), (1, 4096), (1, 8192), (1, 16384), (2, 4096), (4, 4096))
+]
 
 
 def crossover(shapes, repeats):
@@ -229,7 +233,9 @@ def crossover(shapes, repeats):
         floor = timed(jax.jit(lambda a, c: (-a, -c)), (q, k), repeats)[0]
         xla = timed(jax.jit(lambda a, c, p=pos: _compiled_qk(a, c, p, CFG, None, "xla")), (q, k), repeats)[0]
         ker = timed(jax.jit(lambda a, c, p=pos: _compiled_qk(a, c, p, CFG, None, "pallas")), (q, k), repeats)[0]
-        print(f"| {(b, hq, hk, s, d)} | {b * s} | {100 * floor / xla:.0f}% | {100 * floor / ker:.0f}% | {xla / ker:.2f} |")
+        print(
+            f"| {(b, hq, hk, s, d)} | {b * s} | {100 * floor / xla:.0f}% | {100 * floor / ker:.0f}% | {xla / ker:.2f} |"
+        )
 
 
 def phase_errors():

@@ -16,9 +16,9 @@ import jax.numpy as jnp  # noqa: E402
 
 import rrope_core as rr  # noqa: E402
 import rrope_jax as rj  # noqa: E402
-from rrope_jax import pallas_kernel as pk  # noqa: E402
 from rrope_conformance.harness import assert_centred_phases  # noqa: E402
 from rrope_conformance.tolerance import rotation_tolerance  # noqa: E402
+from rrope_jax import pallas_kernel as pk  # noqa: E402
 
 CFG = rr.RopeConfig(head_dim=16, scaling=rr.YaRN(4.0, 64), resonance=True)
 PLAIN = rr.RopeConfig(head_dim=16, scaling=rr.YaRN(4.0, 64))
