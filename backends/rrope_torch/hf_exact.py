@@ -26,12 +26,12 @@ import torch
 import rrope_core as rr
 from rrope_core.errors import RopeError, bad
 
-from .phases import phases
+from .table_op import compiled_table, register, table
 
 __all__ = ["use_exact_phases", "exact_cos_sin", "rotary_modules", "registration_hook", "PROBE_POSITIONS"]
 
 logger = logging.getLogger(__name__)
-_STATE = "_rrope_exact"  # module.__dict__ key: {"own", "configs": {layer_type: RopeConfig}, "checked"}
+_STATE = "_rrope_exact"  # module.__dict__ key: {"own", "configs": {layer_type: RopeConfig}, "keys", "checked"}
 _ENABLED: weakref.WeakSet = weakref.WeakSet()
 #: Positions at which ``use_exact_phases`` checks a module's own table against ours.
 PROBE_POSITIONS = 64
@@ -41,11 +41,11 @@ _U32 = 2.0**-24  # unit roundoff of float32
 def exact_cos_sin(position_ids: torch.Tensor, cfg: rr.RopeConfig, dtype: torch.dtype):
     """transformers' ``(cos, sin)`` of shape ``position_ids.shape + (rotary_dim,)``, in ``dtype``,
     from exact phases: ``cos/sin(cat(phi, phi)) * attention_factor`` (float64 trig for float64)."""
-    compute = torch.float64 if dtype == torch.float64 else torch.float32
-    seq_len = int(position_ids.max()) + 1 if cfg.seq_len_dependent else None  # a host sync, as transformers'
-    angles, a = phases(position_ids, cfg, seq_len, compute)
-    emb = torch.cat((angles, angles), dim=-1)
-    return (emb.cos() * a).to(dtype), (emb.sin() * a).to(dtype)
+    return table(position_ids, cfg, _seq_len(position_ids, cfg), dtype)
+
+
+def _seq_len(position_ids: torch.Tensor, cfg: rr.RopeConfig) -> int | None:
+    return int(position_ids.max()) + 1 if cfg.seq_len_dependent else None  # a host sync, as transformers'
 
 
 def _layer_types(module) -> list:
@@ -142,12 +142,16 @@ def _exact_forward(self, x, position_ids, layer_type=None):
             f"use_exact_phases: {type(self).__name__} got position_ids of shape {tuple(position_ids.shape)}; "
             "only (batch, seq) positions are supported"
         )
-    return exact_cos_sin(position_ids, state["configs"][layer_type], x.dtype)
+    cfg = state["configs"][layer_type]
+    if torch.compiler.is_compiling():  # one opaque op: Inductor would recompute the table in every layer
+        return compiled_table(position_ids, state["keys"][layer_type], _seq_len(position_ids, cfg), x.dtype)
+    return exact_cos_sin(position_ids, cfg, x.dtype)
 
 
 def _enable(module, own: dict, resonance: bool | None, checked: bool) -> None:
     configs = {k: cfg if resonance is None else cfg.with_resonance(resonance) for k, cfg in own.items()}
-    module.__dict__[_STATE] = {"own": own, "configs": configs, "checked": checked}
+    keys = {k: register(cfg) for k, cfg in configs.items()}
+    module.__dict__[_STATE] = {"own": own, "configs": configs, "keys": keys, "checked": checked}
     module.forward = _exact_forward.__get__(module)
     _ENABLED.add(module)
 

@@ -26,6 +26,7 @@ pytest.importorskip("rrope_torch", reason="rrope_torch is not installed")
 
 import rrope_core as rr  # noqa: E402
 import rrope_torch.transformers as rtt  # noqa: E402
+from rrope_torch import table_op  # noqa: E402
 
 if int(transformers.__version__.split(".")[0]) < 5:
     pytest.skip("these tests build v5 configs; found " + transformers.__version__, allow_module_level=True)
@@ -236,6 +237,32 @@ def test_torch_compile():
     compiled = torch.compile(model, backend="aot_eager")
     # aot_eager runs the same aten kernels as eager on the same inputs.
     assert torch.equal(_logits(compiled, positions, ids), eager)
+
+
+@pytest.mark.skipif(not table_op.OPAQUE, reason="torch.library.custom_op needs torch >= 2.4")
+@pytest.mark.parametrize("rope_type", ["resonance_yarn", "llama3"])
+def test_compiled_table_is_one_opaque_op(rope_type):
+    """Under torch.compile the table is one ``rrope::exact_cos_sin`` call per forward, so Inductor
+    cannot inline its ``m mod L`` / ``fmod``, cos and sin into every layer's rotation (it did: 3 %
+    of a training step on an H100, docs/benchmarks.md); the graph holds no remainder, fmod, cos or
+    sin of its own, and the compiled model's logits equal eager ones (aot_eager runs the op's own
+    eager kernels)."""
+    model = rtt.use_exact_phases(build("llama", rope_type))
+    ids, positions = torch.arange(1, 20)[None], 10**6 + torch.arange(19)[None]
+    eager = _logits(model, positions, ids)
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    assert torch.equal(_logits(torch.compile(model, backend=capture), positions, ids), eager)
+    targets = [str(n.target) for g in graphs for n in g.graph.nodes if n.op in ("call_function", "call_method")]
+    assert sum("rrope.exact_cos_sin" in t for t in targets) == 1, targets
+    inline = [t for t in targets if "rrope." not in t and any(w in t for w in ("remainder", "fmod", "cos", "sin"))]
+    assert not inline, targets
+    assert torch.equal(_logits(torch.compile(model, backend="aot_eager"), positions, ids), eager)
 
 
 def test_register_exact_phases_for_models_built_afterwards():
