@@ -1,0 +1,17 @@
+# What is left for a GPU as of 2026-12-07 (docs/posgen.md "What is left", docs/benchmarks.md):
+# the timing-sensitive benchmark alone first, then PosGen until DEADLINE.
+source tools/device/env.sh
+log=results/logs
+echo "== hf_model_speed (issue 18: does (b) reach 1.00 in training with rrope_torch.table_op?)"; date
+timeout 420 python3 bench/hf_model_speed.py --repeats 3 --profile > $log/hf-model-speed.log 2>&1; echo "rc=$?"
+echo "== posgen paper-code (semi_recursive seeds 1-4), then paper-text"; date
+for preset in paper-code paper-text; do
+    mkdir -p results/posgen-$preset && cp -r --update=none docs/posgen-$preset/runs results/posgen-$preset/ 2>/dev/null
+    left=$(( DEADLINE - $(date +%s) )); [ $left -lt 300 ] && break
+    stack=2; [ $preset = paper-text ] && stack=4
+    python3 -m rrope_core.cli posgen --protocol $preset --seeds 5 --stack $stack --device cuda --precision tf32 \
+        --threads 4 --no-progress --time-limit $left --out results/posgen-$preset \
+        > $log/posgen-$preset.log 2>&1
+    echo "$preset rc=$?"; date
+done
+touch results/job.done
