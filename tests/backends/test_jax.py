@@ -602,7 +602,6 @@ def test_the_kernel_is_chosen_by_impl_and_size_and_lowers_to_triton_for_cuda(mon
     assert cuda_kernels() == 2 and qk_kernels() == 2
     assert cpu_loops() > 0  # the interpreter, not XLA, off CUDA
     monkeypatch.setenv("RROPE_JAX_IMPL", "auto")
-    monkeypatch.setenv("RROPE_JAX_IMPL", "auto")
     assert cuda_kernels() == 0 and qk_kernels() == 0  # B * S = 64
     n = pk.AUTO_MIN_POSITIONS
     for b, s, want in ((1, n - pk.BLOCK_S, 0), (1, n, 2), (2, n // 2, 2), (2, n // 2 - pk.BLOCK_S, 0)):
