@@ -186,17 +186,25 @@ def write_hlo(out_dir: str, shape, texts: dict[str, str]) -> None:
         print(f"- {name}: {ops} ({path})")
 
 
-def sweep(shape, repeats):
-    """The opt-in kernel's forward (q and k) as % of the copy floor for each launch parameter pair
-    (``pallas_kernel.BLOCK_S`` x ``NUM_WARPS``), beside the XLA path: how the defaults were chosen."""
-    from rrope_jax import pallas_kernel as pk
-
+def _floor_and_xla(shape, repeats):
+    """bf16 q, k of ``shape``, positions ``arange(S)`` per batch, and the median ms of the copy
+    floor and of the XLA path's forward of q and k (the baselines of ``sweep`` and ``crossover``)."""
     b, hq, hk, s, d = shape
     q = jax.random.normal(jax.random.PRNGKey(0), (b, hq, s, d), jnp.bfloat16)
     k = jax.random.normal(jax.random.PRNGKey(1), (b, hk, s, d), jnp.bfloat16)
     pos = jnp.broadcast_to(jnp.arange(s), (b, 1, s))
     floor = timed(jax.jit(lambda a, c: (-a, -c)), (q, k), repeats)[0]
     xla = timed(jax.jit(lambda a, c: _compiled_qk(a, c, pos, CFG, None, "xla")), (q, k), repeats)[0]
+    return q, k, pos, floor, xla
+
+
+def sweep(shape, repeats):
+    """The opt-in kernel's forward (q and k) as % of the copy floor for each launch parameter pair
+    (``pallas_kernel.BLOCK_S`` x ``NUM_WARPS``), beside the XLA path: how the defaults were chosen."""
+    from rrope_jax import pallas_kernel as pk
+
+    s = shape[3]
+    q, k, pos, floor, xla = _floor_and_xla(shape, repeats)
     print(f"| {shape} | xla path | {100 * floor / xla:.0f}% |")
     saved = pk.BLOCK_S, pk.NUM_WARPS
     try:
@@ -225,16 +233,13 @@ CROSSOVER = [
 def crossover(shapes, repeats):
     """Forward of q and k, XLA path against the kernel, as % of the copy floor, over B*S: where the
     kernel starts to win (it has B*S/BLOCK_S programs; at (1, 32, 32, 4096) 256 of them)."""
-    print("| shape (B,Hq,Hk,S,D) | B*S | xla % floor | pallas % floor | pallas / xla |\n|---|---|---|---|---|")
-    for b, hq, hk, s, d in shapes:
-        q = jax.random.normal(jax.random.PRNGKey(0), (b, hq, s, d), jnp.bfloat16)
-        k = jax.random.normal(jax.random.PRNGKey(1), (b, hk, s, d), jnp.bfloat16)
-        pos = jnp.broadcast_to(jnp.arange(s), (b, 1, s))
-        floor = timed(jax.jit(lambda a, c: (-a, -c)), (q, k), repeats)[0]
-        xla = timed(jax.jit(lambda a, c, p=pos: _compiled_qk(a, c, p, CFG, None, "xla")), (q, k), repeats)[0]
+    print("| shape (B,Hq,Hk,S,D) | B*S | xla % floor | pallas % floor | xla time / pallas time |")
+    print("|---|---|---|---|---|")
+    for shape in shapes:
+        q, k, pos, floor, xla = _floor_and_xla(shape, repeats)
         ker = timed(jax.jit(lambda a, c, p=pos: _compiled_qk(a, c, p, CFG, None, "pallas")), (q, k), repeats)[0]
         print(
-            f"| {(b, hq, hk, s, d)} | {b * s} | {100 * floor / xla:.0f}% | {100 * floor / ker:.0f}% | {xla / ker:.2f} |"
+            f"| {shape} | {shape[0] * shape[3]} | {100 * floor / xla:.0f}% | {100 * floor / ker:.0f}% | {xla / ker:.2f} |"
         )
 
 
