@@ -165,15 +165,19 @@ MUTATION_BACKENDS = {
     "jax": (["rotation.py", "phases.py", "pallas_kernel.py"], ["test_jax.py"], ["jax", "jax.numpy"], []),
     # triton_kernel.py: mutmut skips decorated functions, so the @triton.jit kernels themselves are
     # not mutated; its launch helpers are (the interpreter test runs the kernel's logic on CPU).
+    # table_op.py, hf_exact.py: the exact phases transformers models get, against their tests.
     "torch": (
-        ["rotation.py", "phases.py", "constants.py", "fused.py", "triton_kernel.py"],
-        ["test_torch.py", "test_torch_triton.py", "test_torch_dtensor.py"],
-        ["torch"],
+        ["rotation.py", "phases.py", "constants.py", "fused.py", "triton_kernel.py", "table_op.py", "hf_exact.py"],
+        ["test_torch.py", "test_torch_triton.py", "test_torch_dtensor.py", "test_torch_hf_exact.py"],
+        ["torch", "transformers"],
         ["-k", "not torch_compile"],
     ),
     "tensorflow": (["rotation.py", "phases.py", "frequencies.py"], ["test_tensorflow.py"], ["tensorflow"], []),
     "mlx": (["rotation.py", "phases.py", "fast.py"], ["test_mlx.py"], ["mlx.core"], []),
 }
+
+#: What a backend's mutated modules need besides its framework (pyproject's extras).
+MUTATION_EXTRAS = {"torch": ["transformers>=4.45"]}
 
 #: Files the tests above run in child processes (not collected): copied beside them. mutmut's stats
 #: see only the parent, so the DTensor ranks' mutants are judged by hand (docs/mutation.md, †).
@@ -224,7 +228,9 @@ def mutation_backend(session: nox.Session, backend: str) -> None:
     for its child process; mutmut's MUTANT_UNDER_TEST reaches that child through the environment).
     """
     modules, tests_files, preload, pytest_args = MUTATION_BACKENDS[backend]
-    session.install(*FRAMEWORK[backend], "numpy", "pytest", "hypothesis", "mutmut==3.8.1")
+    session.install(
+        *FRAMEWORK[backend], *MUTATION_EXTRAS.get(backend, []), "numpy", "pytest", "hypothesis", "mutmut==3.8.1"
+    )
     pkg = f"rrope_{backend}"
     ws = os.path.join(session.create_tmp(), "ws")
     os.makedirs(os.path.join(ws, "tests", "backends"), exist_ok=True)

@@ -15,7 +15,9 @@ Tolerances (u = 2**-24, eps32 = 2u; a the attention factor):
 
 from __future__ import annotations
 
+import logging
 import math
+import types
 
 import numpy as np
 import pytest
@@ -27,6 +29,7 @@ pytest.importorskip("rrope_torch", reason="rrope_torch is not installed")
 import rrope_core as rr  # noqa: E402
 import rrope_torch.transformers as rtt  # noqa: E402
 from rrope_torch import table_op  # noqa: E402
+from rrope_torch.hf_exact import PROBE_POSITIONS, rotary_modules  # noqa: E402
 
 if int(transformers.__version__.split(".")[0]) < 5:
     pytest.skip("these tests build v5 configs; found " + transformers.__version__, allow_module_level=True)
@@ -212,6 +215,7 @@ def test_generation_with_kv_cache_at_large_offsets():
 
 def test_disable_restores_transformers_tables_and_save_load(tmp_path):
     model = build("llama")
+    attributes = set(vars(model.model.rotary_emb))
     ids, positions = torch.arange(1, 20)[None], 10**6 + torch.arange(19)[None]
     own = _logits(model, positions, ids)
     exact = _logits(rtt.use_exact_phases(model), positions, ids)
@@ -220,14 +224,27 @@ def test_disable_restores_transformers_tables_and_save_load(tmp_path):
     loaded = rtt.use_exact_phases(type(model).from_pretrained(tmp_path).eval())
     assert torch.equal(_logits(loaded, positions, ids), exact)
     assert torch.equal(_logits(rtt.use_exact_phases(model, False), positions, ids), own)
-    assert "forward" not in vars(model.model.rotary_emb)
+    assert set(vars(model.model.rotary_emb)) == attributes
 
 
 def test_half_precision_buffers_pass_the_probe():
     """``model.to(bfloat16)`` rounds inv_freq too: the probe's bound allows for the buffer's dtype."""
     model = rtt.use_exact_phases(build("llama").to(torch.bfloat16))
-    cos, _ = model.model.rotary_emb(torch.zeros(1, dtype=torch.bfloat16), torch.tensor([[2**24 - 1]]))
-    assert cos.dtype == torch.bfloat16
+    cos, sin = model.model.rotary_emb(torch.zeros(1, dtype=torch.bfloat16), torch.tensor([[2**24 - 1]]))
+    assert cos.dtype == sin.dtype == torch.bfloat16
+
+
+def test_float64_models_get_float64_tables():
+    """A float64 model's table is computed in float64 (float32 trig would err by ~1e-8). Resonance:
+    the angle ``r * fl64(2*pi/L)`` errs by <= 2*pi*u64, float64 cos/sin by <= 2*u64 (1 ulp each,
+    generously), the product with ``a`` by u64*a; ours and the NumPy reference each err that much."""
+    model = rtt.use_exact_phases(build("llama", "resonance_yarn").to(torch.float64))
+    cfg, u64 = rtt.rope_config(model.config), 2.0**-53
+    cos, sin = model.model.rotary_emb(torch.zeros(1, dtype=torch.float64), torch.from_numpy(FAR)[None])
+    a, bound = rr.attention_factor(cfg), 2 * rr.attention_factor(cfg) * (2 * math.pi + 3) * u64
+    for got, want in zip((cos, sin), rr.cos_sin(cfg, FAR), strict=True):
+        assert got.dtype == torch.float64
+        assert np.abs(got[0, :, : cfg.n_pairs].numpy() - a * want).max() <= bound
 
 
 def test_torch_compile():
@@ -239,8 +256,26 @@ def test_torch_compile():
     assert torch.equal(_logits(compiled, positions, ids), eager)
 
 
+@pytest.mark.parametrize("opaque", [True, False] if table_op.OPAQUE else [False])
+@pytest.mark.parametrize("rope_type", ["resonance_dynamic", "resonance_yarn"])
+def test_compiled_table_is_the_table(monkeypatch, opaque, rope_type):
+    """``compiled_table`` (what compiled models call) returns ``table``'s tensors, through the op
+    and through the inline fallback of torch < 2.4, passing seq_len on: a dynamic config's table at
+    seq_len 5000 differs from its table without one (asserted, so the check can fail)."""
+    monkeypatch.setattr(table_op, "OPAQUE", opaque)
+    cfg = rtt.rope_config(build("llama", rope_type).config)
+    key, positions = table_op.register(cfg), torch.arange(4992, 5000)[None]
+    for seq_len in (None, 5000):
+        got = table_op.compiled_table(positions, key, seq_len, torch.float32)
+        want = table_op.table(positions, cfg, seq_len, torch.float32)
+        assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    if cfg.seq_len_dependent:
+        short, long = (table_op.table(positions, cfg, n, torch.float32)[0] for n in (None, 5000))
+        assert not torch.equal(short, long)
+
+
 @pytest.mark.skipif(not table_op.OPAQUE, reason="torch.library.custom_op needs torch >= 2.4")
-@pytest.mark.parametrize("rope_type", ["resonance_yarn", "llama3"])
+@pytest.mark.parametrize("rope_type", ["resonance_yarn", "llama3", "resonance_dynamic"])
 def test_compiled_table_is_one_opaque_op(rope_type):
     """Under torch.compile the table is one ``rrope::exact_cos_sin`` call per forward, so Inductor
     cannot inline its ``m mod L`` / ``fmod``, cos and sin into every layer's rotation (it did: 3 %
@@ -257,7 +292,9 @@ def test_compiled_table_is_one_opaque_op(rope_type):
         return gm.forward
 
     torch._dynamo.reset()
-    assert torch.equal(_logits(torch.compile(model, backend=capture), positions, ids), eager)
+    # Static configs read no position value on the host (dynamic ones do, as transformers does): one graph.
+    static = not rtt.rope_config(model.config).seq_len_dependent
+    assert torch.equal(_logits(torch.compile(model, backend=capture, fullgraph=static), positions, ids), eager)
     targets = [str(n.target) for g in graphs for n in g.graph.nodes if n.op in ("call_function", "call_method")]
     assert sum("rrope.exact_cos_sin" in t for t in targets) == 1, targets
     inline = [t for t in targets if "rrope." not in t and any(w in t for w in ("remainder", "fmod", "cos", "sin"))]
@@ -294,8 +331,7 @@ def test_phi3_resonance_through_use_exact_phases():
 
 
 def test_refuses_other_table_formats_and_changes_nothing():
-    config = transformers.CohereConfig(**SMALL, num_key_value_heads=2, max_position_embeddings=256)
-    model = transformers.CohereForCausalLM(config).eval()  # repeat_interleave tables, not cat(freqs, freqs)
+    model = _cohere()
     with pytest.raises(rr.RopeError, match="rotary_emb.*CohereRotaryEmbedding.*format"):
         rtt.use_exact_phases(model)
     assert "forward" not in vars(model.model.rotary_emb)
@@ -307,17 +343,239 @@ def test_refuses_mrope_naming_the_module():
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
     )  # fmt: skip
     model = transformers.Qwen2VLTextModel(config)
-    with pytest.raises(rr.RopeError, match="rotary_emb.*mrope_section"):
+    with pytest.raises(
+        rr.RopeError,
+        match=r"module 'rotary_emb' \(Qwen2VLRotaryEmbedding\) uses multimodal rotary sections \(mrope_section\), which have no exact form here",
+    ):
         rtt.use_exact_phases(model)
 
 
+class Rotary(torch.nn.Module):
+    """The shape ``rotary_modules`` looks for: a ``config``, a ``rope_type`` and inv_freq buffers."""
+
+    def __init__(self, config=None, rope_type="default", buffers=("inv_freq",)):
+        super().__init__()
+        self.config, self.rope_type = config, rope_type
+        for name in buffers:
+            self.register_buffer(name, torch.ones(4), persistent=False)
+
+    def forward(self, x, position_ids):
+        raise AssertionError("not called: the module is refused before its table is read")
+
+
+def test_rotary_modules_have_a_config_a_rope_type_and_inv_freq_buffers():
+    model = torch.nn.Module()
+    model.plain = Rotary(object())
+    model.typed = Rotary(object(), buffers=("full_attention_inv_freq",))
+    model.no_config = Rotary(None)
+    model.other_buffer = Rotary(object(), buffers=("scale",))
+    model.no_rope_type = Rotary(object())
+    del model.no_rope_type.rope_type
+    model.parent = Rotary(object(), buffers=())  # its child has the buffer, it has none of its own
+    model.parent.child = Rotary(object())
+    assert [name for name, _ in rotary_modules(model)] == ["plain", "typed", "parent.child"]
+
+
+def _refusal(module) -> str:
+    holder = torch.nn.Module()
+    holder.rotary = module
+    with pytest.raises(rr.RopeError) as info:
+        rtt.use_exact_phases(holder)
+    assert "forward" not in vars(module)
+    return str(info.value)
+
+
+def test_refusals_name_the_module_and_why():
+    """Forwards of another signature, mrope in a v4-style config (``rope_scaling``), and a config
+    rrope cannot read: each refused with the module's name, class and reason."""
+
+    class Renamed(Rotary):
+        def forward(self, hidden, position_ids):
+            raise AssertionError
+
+    class Longer(Rotary):
+        def forward(self, x, position_ids, layer_type, extra):
+            raise AssertionError
+
+    prefix = "use_exact_phases: module 'rotary' "
+    suffix = "; its own rotary embedding is left as is"
+    for cls, params in (
+        (Renamed, "('hidden', 'position_ids')"),
+        (Longer, "('x', 'position_ids', 'layer_type', 'extra')"),
+    ):
+        want = f"({cls.__name__}) has forward{params}, not (x, position_ids[, layer_type])"
+        assert _refusal(cls(object())) == prefix + want + suffix
+    v4 = dict(hidden_size=64, num_attention_heads=4, max_position_embeddings=256, rope_theta=10000.0)
+    mrope = types.SimpleNamespace(**v4, rope_scaling={"type": "default", "mrope_section": [2, 3, 3]})
+    want = "(Rotary) uses multimodal rotary sections (mrope_section), which have no exact form here"
+    assert _refusal(Rotary(mrope)) == prefix + want + suffix
+    unreadable = types.SimpleNamespace(**{**v4, "rope_theta": -1.0}, rope_scaling={"type": "default"})
+    with pytest.raises(rr.RopeConfigError) as info:
+        rtt.rope_config(unreadable)
+    want = f"(Rotary) has a rope config rrope cannot read ({info.value})"
+    assert _refusal(Rotary(unreadable)) == prefix + want + suffix
+
+
 def test_bad_arguments():
-    with pytest.raises(rr.RopeInputError, match="model"):
+    """Each error names the argument, the value and what is allowed (the whole message is checked)."""
+    with pytest.raises(rr.RopeInputError) as info:
         rtt.use_exact_phases("llama")
-    with pytest.raises(rr.RopeInputError, match="resonance"):
+    assert str(info.value) == "model='str' is invalid: must be a torch.nn.Module (a transformers model)"
+    with pytest.raises(rr.RopeInputError) as info:
         rtt.use_exact_phases(build("llama"), resonance="yes")
-    with pytest.raises(rr.RopeError, match="no transformers rotary embedding"):
+    assert str(info.value) == "resonance='yes' is invalid: must be None, True or False"
+    with pytest.raises(rr.RopeError) as info:
         rtt.use_exact_phases(torch.nn.Linear(2, 2))
+    assert str(info.value) == "use_exact_phases: Linear has no transformers rotary embedding module"
+    rotary = rtt.use_exact_phases(build("llama")).model.rotary_emb
+    with pytest.raises(
+        rr.RopeError, match=r"LlamaRotaryEmbedding got position_ids of shape \(8,\); only \(batch, seq\)"
+    ):
+        rotary(torch.zeros(1), torch.arange(8))
+
+
+def _cohere(**extra):
+    config = transformers.CohereConfig(**SMALL, num_key_value_heads=2, max_position_embeddings=256, **extra)
+    return transformers.CohereForCausalLM(config).eval()  # repeat_interleave tables, not cat(freqs, freqs)
+
+
+def test_models_built_on_the_meta_device_are_checked_at_their_first_call(tmp_path, caplog):
+    """transformers v5's ``from_pretrained`` builds modules on the meta device, where
+    ``register(exact_phases=True)`` cannot compare tables: the first eager call does. Llama's passes
+    and returns our table; Cohere's (another format) is refused then: a warning names the module,
+    that call and later ones return transformers' own table, and the module is restored."""
+    build("llama").save_pretrained(tmp_path / "llama")
+    _cohere().save_pretrained(tmp_path / "cohere")
+    rtt.register(exact_phases=True)
+    try:
+        llama = transformers.LlamaForCausalLM.from_pretrained(tmp_path / "llama")
+        cohere = transformers.CohereForCausalLM.from_pretrained(tmp_path / "cohere")
+    finally:
+        rtt.register(exact_phases=False)
+    assert_exact_table(llama.model.rotary_emb, rtt.rope_config(llama.config))
+    rotary, x, positions = cohere.model.rotary_emb, torch.zeros(1), torch.arange(8)[None]
+    assert "forward" in vars(rotary)
+    own = type(rotary).forward(rotary, x, positions)
+    with caplog.at_level(logging.WARNING, logger="rrope_torch.hf_exact"):
+        first = rotary(x, positions)
+    assert "forward" not in vars(rotary)
+    assert "'CohereRotaryEmbedding'" in caplog.text and "transformers' own float32 table is used" in caplog.text
+    for got in (first, rotary(x, positions)):
+        assert all(torch.equal(g, o) for g, o in zip(got, own, strict=True))
+    calls = []
+    counted = transformers.models.llama.modeling_llama.LlamaRotaryEmbedding.forward
+
+    def forward(self, x, position_ids):
+        calls.append(1)
+        return counted(self, x, position_ids)
+
+    with pytest.MonkeyPatch.context() as mp:  # the check calls the class's forward: at the first call only
+        mp.setattr(transformers.models.llama.modeling_llama.LlamaRotaryEmbedding, "forward", forward)
+        rtt.register(exact_phases=True)
+        try:
+            fresh = transformers.LlamaForCausalLM.from_pretrained(tmp_path / "llama")
+        finally:
+            rtt.register(exact_phases=False)
+        for _ in range(3):
+            fresh.model.rotary_emb(x, positions)
+        assert calls == [1]
+        eager = rtt.use_exact_phases(build("llama"))  # built on the CPU: checked by use_exact_phases itself
+        for _ in range(3):
+            eager.model.rotary_emb(x, positions)
+        assert calls == [1, 1]
+
+
+def test_a_refused_module_with_layer_types_returns_its_own_table_per_layer_type():
+    """A module with per-layer-type tables in another format (repeat_interleave, as Cohere's),
+    built on the meta device under ``register(exact_phases=True)`` and refused at its first call:
+    that call and later ones return its own table of the layer type asked for."""
+    base = transformers.models.gemma3.modeling_gemma3.Gemma3RotaryEmbedding
+
+    class Interleaved(base):
+        def forward(self, x, position_ids, layer_type):
+            cos, sin = base.forward(self, x, position_ids, layer_type)
+            half = cos.shape[-1] // 2
+            return cos[..., :half].repeat_interleave(2, -1), sin[..., :half].repeat_interleave(2, -1)
+
+    config = build("gemma3", "yarn").config  # full_attention: YaRN, sliding_attention: default
+    twin, holder = Interleaved(config), torch.nn.Module()
+    rtt.register(exact_phases=True)
+    try:
+        with torch.device("meta"):
+            holder.rotary = Interleaved(config)
+    finally:
+        rtt.register(exact_phases=False)
+    assert "forward" in vars(holder.rotary)
+    holder.to_empty(device="cpu")
+    for name, buffer in twin.named_buffers():
+        holder.rotary.get_buffer(name).copy_(buffer)
+    x, positions = torch.zeros(1), torch.arange(8)[None]
+    for layer_type in ("full_attention", "sliding_attention", "full_attention"):
+        got, want = holder.rotary(x, positions, layer_type=layer_type), twin(x, positions, layer_type)
+        assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    assert "forward" not in vars(holder.rotary)
+
+
+def test_register_leaves_modules_use_exact_phases_changed():
+    """``register(exact_phases=True)``'s hook skips a module already changed: one enabled with
+    ``resonance=True`` keeps it when assigned into another model."""
+    model = rtt.use_exact_phases(build("phi3", "longrope"), resonance=True)
+    holder = torch.nn.Module()
+    rtt.register(exact_phases=True)
+    try:
+        holder.rotary = model.model.rotary_emb
+    finally:
+        rtt.register(exact_phases=False)
+    cfg = rtt.rope_config(model.config).with_resonance(True)
+    assert_exact_table(holder.rotary, cfg, positions=np.arange(0, 64))
+
+
+def test_register_refuses_other_formats_when_the_model_is_built(caplog):
+    """Built on a real device, a module is checked as it is assigned: Cohere's is refused at once, a
+    warning names it, and the module stays transformers' own."""
+    rtt.register(exact_phases=True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="rrope_torch.hf_exact"):
+            rotary = _cohere().model.rotary_emb
+    finally:
+        rtt.register(exact_phases=False)
+    assert "forward" not in vars(rotary)
+    assert "module 'rotary_emb' (CohereRotaryEmbedding) returns a cos/sin table in a format other than" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "rope_type, buffers", [("default", torch.float32), ("linear", torch.float32), ("default", torch.bfloat16)]
+)
+def test_probe_refuses_a_table_just_beyond_its_documented_bound(rope_type, buffers):
+    """The probe's bound (``_probe``'s docstring): ``a*(m*theta*(2*ub + u + u**2) + 4u + u**2 + 2*pi*u)``
+    at m = PROBE_POSITIONS - 1, theta the largest inv_freq, ub the buffer dtype's unit roundoff. A
+    table whose one entry is off by the bound times (1 -/+ 1e-3) is accepted / refused: sin at
+    position 0 is 0 in both tables, so that entry's error is the float32 offset itself."""
+    base = transformers.models.llama.modeling_llama.LlamaRotaryEmbedding
+
+    class Nudged(base):
+        offset = 0.0
+
+        def forward(self, x, position_ids):
+            cos, sin = base.forward(self, x, position_ids)
+            sin = sin.clone()
+            sin[..., 0, 0] = self.offset
+            return cos, sin
+
+    config = transformers.LlamaConfig(**SMALL, num_key_value_heads=2, rope_parameters=_rope(rope_type))
+    cfg = rtt.rope_config(config)
+    theta, a, ub = float(rr.inv_freq(cfg).max()), rr.attention_factor(cfg), torch.finfo(buffers).eps / 2
+    m = PROBE_POSITIONS - 1
+    bound = a * (m * theta * (2 * ub + U + U**2) + 4 * U + U**2 + 2 * math.pi * U)
+    for factor, accepted in ((1 - 1e-3, True), (1 + 1e-3, False)):
+        holder = torch.nn.Module()
+        holder.rotary = Nudged(config).to(buffers)
+        holder.rotary.offset = float(np.float32(bound * factor))
+        if accepted:
+            assert "forward" in vars(rtt.use_exact_phases(holder).rotary)
+        else:
+            with pytest.raises(rr.RopeError, match="format other than"):
+                rtt.use_exact_phases(holder)
 
 
 @CUDA
