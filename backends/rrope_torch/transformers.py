@@ -124,7 +124,8 @@ def _make_init(rope_type: str):
         inv, attention = _frequencies(config, seq_len, layer_type, rope_type)
         if rope_type == "resonance_longrope" and seq_len is None:
             _attach_from_caller(config, inspect.currentframe())
-        return inv.to(device), attention
+        # device None: torch's default device, as transformers' own init functions (meta while from_pretrained builds)
+        return inv.to(torch.empty(0).device if device is None else device), attention
 
     init.__name__ = init.__qualname__ = f"compute_{rope_type}_parameters"
     init.__doc__ = (

@@ -265,10 +265,10 @@ def test_compiled_table_is_the_table(monkeypatch, opaque, rope_type):
     monkeypatch.setattr(table_op, "OPAQUE", opaque)
     cfg = rtt.rope_config(build("llama", rope_type).config)
     key, positions = table_op.register(cfg), torch.arange(4992, 5000)[None]
-    for seq_len in (None, 5000):
-        got = table_op.compiled_table(positions, key, seq_len, torch.float32)
-        want = table_op.table(positions, cfg, seq_len, torch.float32)
-        assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
+    for seq_len, dtype in ((None, torch.float32), (5000, torch.float32), (5000, torch.bfloat16)):
+        got = table_op.compiled_table(positions, key, seq_len, dtype)
+        want = table_op.table(positions, cfg, seq_len, dtype)
+        assert all(g.dtype == dtype and torch.equal(g, w) for g, w in zip(got, want, strict=True))
     if cfg.seq_len_dependent:
         short, long = (table_op.table(positions, cfg, n, torch.float32)[0] for n in (None, 5000))
         assert not torch.equal(short, long)
@@ -292,13 +292,14 @@ def test_compiled_table_is_one_opaque_op(rope_type):
         return gm.forward
 
     torch._dynamo.reset()
-    # Static configs read no position value on the host (dynamic ones do, as transformers does): one graph.
+    # Static configs read no position value (dynamic ones read max(position_ids), as transformers does).
     static = not rtt.rope_config(model.config).seq_len_dependent
     assert torch.equal(_logits(torch.compile(model, backend=capture, fullgraph=static), positions, ids), eager)
     targets = [str(n.target) for g in graphs for n in g.graph.nodes if n.op in ("call_function", "call_method")]
     assert sum("rrope.exact_cos_sin" in t for t in targets) == 1, targets
     inline = [t for t in targets if "rrope." not in t and any(w in t for w in ("remainder", "fmod", "cos", "sin"))]
     assert not inline, targets
+    assert not static or not {"max", "item"} & set(targets), targets
     assert torch.equal(_logits(torch.compile(model, backend="aot_eager"), positions, ids), eager)
 
 
@@ -337,12 +338,16 @@ def test_refuses_other_table_formats_and_changes_nothing():
     assert "forward" not in vars(model.model.rotary_emb)
 
 
-def test_refuses_mrope_naming_the_module():
+def _qwen2vl():
     config = transformers.Qwen2VLTextConfig(
         **SMALL, num_key_value_heads=2, max_position_embeddings=256,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
     )  # fmt: skip
-    model = transformers.Qwen2VLTextModel(config)
+    return transformers.Qwen2VLTextModel(config)
+
+
+def test_refuses_mrope_naming_the_module():
+    model = _qwen2vl()
     with pytest.raises(
         rr.RopeError,
         match=r"module 'rotary_emb' \(Qwen2VLRotaryEmbedding\) uses multimodal rotary sections \(mrope_section\), which have no exact form here",
@@ -376,11 +381,15 @@ def test_rotary_modules_have_a_config_a_rope_type_and_inv_freq_buffers():
     assert [name for name, _ in rotary_modules(model)] == ["plain", "typed", "parent.child"]
 
 
-def _refusal(module) -> str:
+def _holding(module) -> torch.nn.Module:
     holder = torch.nn.Module()
     holder.rotary = module
+    return holder
+
+
+def _refusal(module) -> str:
     with pytest.raises(rr.RopeError) as info:
-        rtt.use_exact_phases(holder)
+        rtt.use_exact_phases(_holding(module))
     assert "forward" not in vars(module)
     return str(info.value)
 
@@ -459,30 +468,53 @@ def test_models_built_on_the_meta_device_are_checked_at_their_first_call(tmp_pat
     with caplog.at_level(logging.WARNING, logger="rrope_torch.hf_exact"):
         first = rotary(x, positions)
     assert "forward" not in vars(rotary)
-    assert "'CohereRotaryEmbedding'" in caplog.text and "transformers' own float32 table is used" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        "use_exact_phases: module 'CohereRotaryEmbedding' (CohereRotaryEmbedding) returns a cos/sin table in a "
+        "format other than cat(freqs, freqs); its own rotary embedding is left as is; transformers' own float32 "
+        "table is used"
+    ]
     for got in (first, rotary(x, positions)):
         assert all(torch.equal(g, o) for g, o in zip(got, own, strict=True))
-    calls = []
-    counted = transformers.models.llama.modeling_llama.LlamaRotaryEmbedding.forward
 
-    def forward(self, x, position_ids):
-        calls.append(1)
-        return counted(self, x, position_ids)
 
-    with pytest.MonkeyPatch.context() as mp:  # the check calls the class's forward: at the first call only
-        mp.setattr(transformers.models.llama.modeling_llama.LlamaRotaryEmbedding, "forward", forward)
-        rtt.register(exact_phases=True)
-        try:
-            fresh = transformers.LlamaForCausalLM.from_pretrained(tmp_path / "llama")
-        finally:
-            rtt.register(exact_phases=False)
-        for _ in range(3):
-            fresh.model.rotary_emb(x, positions)
-        assert calls == [1]
-        eager = rtt.use_exact_phases(build("llama"))  # built on the CPU: checked by use_exact_phases itself
-        for _ in range(3):
-            eager.model.rotary_emb(x, positions)
-        assert calls == [1, 1]
+def test_the_check_runs_once():
+    """The check calls the class's forward on PROBE_POSITIONS positions: once per module, when
+    ``use_exact_phases`` changes it, or at the first call of one enabled on the meta device."""
+    base, calls = transformers.models.llama.modeling_llama.LlamaRotaryEmbedding, []
+
+    class Counted(base):
+        def forward(self, x, position_ids):
+            calls.append(1)
+            return base.forward(self, x, position_ids)
+
+    x, positions = torch.zeros(1), torch.arange(8)[None]
+    holder = _holding(_enabled_on_meta(Counted, build("llama", "default").config))
+    assert calls == []  # nothing checked on the meta device
+    for _ in range(3):
+        holder.rotary(x, positions)
+    assert calls == [1]
+    rtt.use_exact_phases(holder, False)
+    rtt.use_exact_phases(holder)
+    for _ in range(3):
+        holder.rotary(x, positions)
+    assert calls == [1, 1]
+
+
+def _enabled_on_meta(cls, config) -> torch.nn.Module:
+    """A ``cls(config)`` built on the meta device under ``register(exact_phases=True)`` (so nothing
+    could be checked), then given real buffers on the CPU, as ``from_pretrained`` does."""
+    holder = torch.nn.Module()
+    rtt.register(exact_phases=True)
+    try:
+        with torch.device("meta"):
+            holder.rotary = cls(config)
+    finally:
+        rtt.register(exact_phases=False)
+    assert "forward" in vars(holder.rotary)
+    holder.to_empty(device="cpu")
+    for name, buffer in cls(config).named_buffers():
+        holder.rotary.get_buffer(name).copy_(buffer)
+    return holder.rotary
 
 
 def test_a_refused_module_with_layer_types_returns_its_own_table_per_layer_type():
@@ -498,22 +530,32 @@ def test_a_refused_module_with_layer_types_returns_its_own_table_per_layer_type(
             return cos[..., :half].repeat_interleave(2, -1), sin[..., :half].repeat_interleave(2, -1)
 
     config = build("gemma3", "yarn").config  # full_attention: YaRN, sliding_attention: default
-    twin, holder = Interleaved(config), torch.nn.Module()
-    rtt.register(exact_phases=True)
-    try:
-        with torch.device("meta"):
-            holder.rotary = Interleaved(config)
-    finally:
-        rtt.register(exact_phases=False)
-    assert "forward" in vars(holder.rotary)
-    holder.to_empty(device="cpu")
-    for name, buffer in twin.named_buffers():
-        holder.rotary.get_buffer(name).copy_(buffer)
+    rotary, twin = _enabled_on_meta(Interleaved, config), Interleaved(config)
     x, positions = torch.zeros(1), torch.arange(8)[None]
     for layer_type in ("full_attention", "sliding_attention", "full_attention"):
-        got, want = holder.rotary(x, positions, layer_type=layer_type), twin(x, positions, layer_type)
+        got, want = rotary(x, positions, layer_type=layer_type), twin(x, positions, layer_type)
         assert all(torch.equal(g, w) for g, w in zip(got, want, strict=True))
-    assert "forward" not in vars(holder.rotary)
+    assert "forward" not in vars(rotary)
+
+
+def test_refuses_a_table_that_is_not_a_pair_and_falls_back_without_layer_type():
+    """A forward returning cos and sin stacked in one tensor (its first dimension 2) is refused, and
+    one refused at its first call with a plain ``forward(x, position_ids)`` is called that way."""
+    base = transformers.models.llama.modeling_llama.LlamaRotaryEmbedding
+
+    class Stacked(base):
+        def forward(self, x, position_ids):
+            return torch.stack(base.forward(self, x, position_ids))
+
+    config = build("llama", "default").config
+    with pytest.raises(
+        rr.RopeError,
+        match=r"^use_exact_phases: module 'rotary' \(Stacked\) does not return a \(cos, sin\) pair; its own",
+    ):
+        rtt.use_exact_phases(_holding(Stacked(config)))
+    rotary, x, positions = _enabled_on_meta(Stacked, config), torch.zeros(1), torch.arange(8)[None]
+    assert torch.equal(rotary(x, positions), Stacked(config)(x, positions))
+    assert "forward" not in vars(rotary)
 
 
 def test_register_leaves_modules_use_exact_phases_changed():
@@ -531,16 +573,23 @@ def test_register_leaves_modules_use_exact_phases_changed():
 
 
 def test_register_refuses_other_formats_when_the_model_is_built(caplog):
-    """Built on a real device, a module is checked as it is assigned: Cohere's is refused at once, a
-    warning names it, and the module stays transformers' own."""
+    """Built on a real device, a module is checked as it is assigned: Cohere's table format and
+    Qwen2-VL's mrope are refused at once, a warning (the refusal's text) names each, and the modules
+    stay transformers' own."""
     rtt.register(exact_phases=True)
     try:
         with caplog.at_level(logging.WARNING, logger="rrope_torch.hf_exact"):
-            rotary = _cohere().model.rotary_emb
+            modules = [_cohere().model.rotary_emb, _qwen2vl().rotary_emb]
     finally:
         rtt.register(exact_phases=False)
-    assert "forward" not in vars(rotary)
-    assert "module 'rotary_emb' (CohereRotaryEmbedding) returns a cos/sin table in a format other than" in caplog.text
+    assert not any("forward" in vars(m) for m in modules)
+    prefix, suffix = "use_exact_phases: module 'rotary_emb' ", "; its own rotary embedding is left as is"
+    assert [r.getMessage() for r in caplog.records] == [
+        prefix + "(CohereRotaryEmbedding) returns a cos/sin table in a format other than cat(freqs, freqs)" + suffix,
+        prefix
+        + "(Qwen2VLRotaryEmbedding) uses multimodal rotary sections (mrope_section), which have no exact form here"
+        + suffix,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -568,8 +617,7 @@ def test_probe_refuses_a_table_just_beyond_its_documented_bound(rope_type, buffe
     m = PROBE_POSITIONS - 1
     bound = a * (m * theta * (2 * ub + U + U**2) + 4 * U + U**2 + 2 * math.pi * U)
     for factor, accepted in ((1 - 1e-3, True), (1 + 1e-3, False)):
-        holder = torch.nn.Module()
-        holder.rotary = Nudged(config).to(buffers)
+        holder = _holding(Nudged(config).to(buffers))
         holder.rotary.offset = float(np.float32(bound * factor))
         if accepted:
             assert "forward" in vars(rtt.use_exact_phases(holder).rotary)

@@ -173,6 +173,10 @@ def test_init_function_signature_and_device(rope_type):
     assert attention == rr.attention_factor(ref)
     inv, attention = init(llama_config(rope_type), device=torch.device("cpu"), seq_len=1000, layer_type=None)
     assert_inv_freq(inv, rr.inv_freq(ref, 1000))
+    # device=None: torch's default device, as transformers' own init functions (from_pretrained
+    # builds on the meta device; a model built under ``with torch.device("cuda")`` gets CUDA buffers).
+    with torch.device("meta"):
+        assert init(llama_config(rope_type))[0].device == torch.device("meta")
 
 
 def test_init_function_refuses_another_type():
