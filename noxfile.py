@@ -238,15 +238,20 @@ def mutation_backend(session: nox.Session, backend: str) -> None:
     # and the suite beside it; the package itself is never installed (it would shadow mutants/).
     for src, dst in (("rrope_core", "rrope_core"), (f"backends/{pkg}", pkg), ("conformance", "conformance")):
         shutil.copytree(src, os.path.join(ws, dst), dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ["__init__.py", "conftest.py", *tests_files, *MUTATION_HELPERS.get(backend, [])]:
-        shutil.copy2(os.path.join("tests", "backends", name), os.path.join(ws, "tests", "backends", name))
-    shutil.copy2(os.path.join("tests", "conftest.py"), os.path.join(ws, "tests", "conftest.py"))
+    names = ["__init__.py", "conftest.py", *tests_files, *MUTATION_HELPERS.get(backend, [])]
+    copies = [(os.path.join("tests", "backends", n), os.path.join(ws, "tests", "backends", n)) for n in names]
+    copies.append((os.path.join("tests", "conftest.py"), os.path.join(ws, "tests", "conftest.py")))
     conftest = os.path.join(ws, "conftest.py")
-    if os.path.exists(conftest) and Path(conftest).read_text() != _MUTATION_CONFTEST:
-        # mutmut re-collects stats only for changed tests: a new conftest needs a full collection.
-        stats = os.path.join(ws, "mutants", "mutmut-stats.json")
-        if os.path.exists(stats):
-            os.remove(stats)
+    # mutmut's stats (which tests reach each function) miss what a changed test or conftest now
+    # reaches (seen: a new check in an existing test was not run against the mutants it kills), so
+    # any change to them means a full collection.
+    stale = any(os.path.exists(dst) and Path(src).read_bytes() != Path(dst).read_bytes() for src, dst in copies)
+    stale = stale or (os.path.exists(conftest) and Path(conftest).read_text() != _MUTATION_CONFTEST)
+    stats = os.path.join(ws, "mutants", "mutmut-stats.json")
+    if stale and os.path.exists(stats):
+        os.remove(stats)
+    for src, dst in copies:
+        shutil.copy2(src, dst)
     with open(conftest, "w") as f:
         f.write(_MUTATION_CONFTEST)
     with open(os.path.join(ws, "preload.txt"), "w") as f:
