@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import types
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -302,14 +303,21 @@ def test_compiled_table_is_one_opaque_op(rope_type):
     assert torch.equal(_logits(torch.compile(model, backend="aot_eager"), positions, ids), eager)
 
 
-def test_register_exact_phases_for_models_built_afterwards():
+@contextmanager
+def exact_phases_registered():
+    """``register(exact_phases=True)`` for the block, undone after it."""
     rtt.register(exact_phases=True)
     try:
+        yield
+    finally:
+        rtt.register(exact_phases=False)
+
+
+def test_register_exact_phases_for_models_built_afterwards():
+    with exact_phases_registered():
         model = build("qwen2")
         assert "forward" in vars(model.model.rotary_emb)
         assert_exact_table(model.model.rotary_emb, rtt.rope_config(model.config))
-    finally:
-        rtt.register(exact_phases=False)
     assert "forward" not in vars(build("qwen2").model.rotary_emb)
 
 
@@ -454,12 +462,9 @@ def test_models_built_on_the_meta_device_are_checked_at_their_first_call(tmp_pat
     that call and later ones return transformers' own table, and the module is restored."""
     build("llama").save_pretrained(tmp_path / "llama")
     _cohere().save_pretrained(tmp_path / "cohere")
-    rtt.register(exact_phases=True)
-    try:
+    with exact_phases_registered():
         llama = transformers.LlamaForCausalLM.from_pretrained(tmp_path / "llama")
         cohere = transformers.CohereForCausalLM.from_pretrained(tmp_path / "cohere")
-    finally:
-        rtt.register(exact_phases=False)
     assert_exact_table(llama.model.rotary_emb, rtt.rope_config(llama.config))
     rotary, x, positions = cohere.model.rotary_emb, torch.zeros(1), torch.arange(8)[None]
     assert "forward" in vars(rotary)
@@ -485,6 +490,18 @@ def test_the_check_runs_on_the_module_device_whatever_the_default_device():
     assert_exact_table(model.model.rotary_emb, rtt.rope_config(model.config))
 
 
+def _enabled_on_meta(cls, config) -> torch.nn.Module:
+    """A ``cls(config)`` built on the meta device under ``register(exact_phases=True)`` (so nothing
+    could be checked), then given real buffers on the CPU, as ``from_pretrained`` does."""
+    with exact_phases_registered(), torch.device("meta"):
+        holder = _holding(cls(config))
+    assert "forward" in vars(holder.rotary)
+    holder.to_empty(device="cpu")
+    for name, buffer in cls(config).named_buffers():
+        holder.rotary.get_buffer(name).copy_(buffer)
+    return holder.rotary
+
+
 def test_the_check_runs_once():
     """The check calls the class's forward on PROBE_POSITIONS positions: once per module, when
     ``use_exact_phases`` changes it, or at the first call of one enabled on the meta device."""
@@ -506,23 +523,6 @@ def test_the_check_runs_once():
     for _ in range(3):
         holder.rotary(x, positions)
     assert calls == [1, 1]
-
-
-def _enabled_on_meta(cls, config) -> torch.nn.Module:
-    """A ``cls(config)`` built on the meta device under ``register(exact_phases=True)`` (so nothing
-    could be checked), then given real buffers on the CPU, as ``from_pretrained`` does."""
-    holder = torch.nn.Module()
-    rtt.register(exact_phases=True)
-    try:
-        with torch.device("meta"):
-            holder.rotary = cls(config)
-    finally:
-        rtt.register(exact_phases=False)
-    assert "forward" in vars(holder.rotary)
-    holder.to_empty(device="cpu")
-    for name, buffer in cls(config).named_buffers():
-        holder.rotary.get_buffer(name).copy_(buffer)
-    return holder.rotary
 
 
 def test_a_refused_module_with_layer_types_returns_its_own_table_per_layer_type():
@@ -570,12 +570,8 @@ def test_register_leaves_modules_use_exact_phases_changed():
     """``register(exact_phases=True)``'s hook skips a module already changed: one enabled with
     ``resonance=True`` keeps it when assigned into another model."""
     model = rtt.use_exact_phases(build("phi3", "longrope"), resonance=True)
-    holder = torch.nn.Module()
-    rtt.register(exact_phases=True)
-    try:
-        holder.rotary = model.model.rotary_emb
-    finally:
-        rtt.register(exact_phases=False)
+    with exact_phases_registered():
+        holder = _holding(model.model.rotary_emb)
     cfg = rtt.rope_config(model.config).with_resonance(True)
     assert_exact_table(holder.rotary, cfg, positions=np.arange(0, 64))
 
@@ -584,12 +580,8 @@ def test_register_refuses_other_formats_when_the_model_is_built(caplog):
     """Built on a real device, a module is checked as it is assigned: Cohere's table format and
     Qwen2-VL's mrope are refused at once, a warning (the refusal's text) names each, and the modules
     stay transformers' own."""
-    rtt.register(exact_phases=True)
-    try:
-        with caplog.at_level(logging.WARNING, logger="rrope_torch.hf_exact"):
-            modules = [_cohere().model.rotary_emb, _qwen2vl().rotary_emb]
-    finally:
-        rtt.register(exact_phases=False)
+    with exact_phases_registered(), caplog.at_level(logging.WARNING, logger="rrope_torch.hf_exact"):
+        modules = [_cohere().model.rotary_emb, _qwen2vl().rotary_emb]
     assert not any("forward" in vars(m) for m in modules)
     prefix, suffix = "use_exact_phases: module 'rotary_emb' ", "; its own rotary embedding is left as is"
     assert [r.getMessage() for r in caplog.records if r.name == "rrope_torch.hf_exact"] == [

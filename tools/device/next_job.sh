@@ -5,18 +5,20 @@ source tools/device/env.sh
 log=results/logs
 echo "== hf_model_speed (issue 18: does (b) reach 1.00 in training with rrope_torch.table_op?)"; date
 timeout 420 python3 bench/hf_model_speed.py --repeats 3 --profile > $log/hf-model-speed.log 2>&1; echo "rc=$?"
-echo "== posgen paper-code in plain fp32, recursive seed 0 (does TF32 keep the ordering? the code runs fp32)"; date
-python3 -m rrope_core.cli posgen --protocol paper-code --tasks recursive --seeds 1 --stack 2 --device cuda \
-    --precision fp32 --threads 4 --no-progress --time-limit $(( DEADLINE - $(date +%s) )) \
-    --out results/posgen-paper-code-fp32 > $log/posgen-paper-code-fp32.log 2>&1; echo "fp32 rc=$?"
-echo "== posgen paper-code (semi_recursive seeds 1-4), then paper-text"; date
+# rrope posgen on the GPU until DEADLINE; OUT the run directory, the rest its own arguments.
+posgen() {
+    local out=$1; shift
+    python3 -m rrope_core.cli posgen "$@" --device cuda --threads 4 --no-progress \
+        --time-limit $(( DEADLINE - $(date +%s) )) --out results/$out > $log/$out.log 2>&1
+    echo "$out rc=$?"; date
+}
+echo "== posgen paper-code in plain fp32, recursive seed 0 (does TF32 keep the ordering? the code runs fp32, sweep.yaml)"; date
+posgen posgen-paper-code-fp32 --protocol paper-code --tasks recursive --seeds 1 --stack 2 --precision fp32
+echo "== posgen paper-code (semi_recursive seeds 1-4), then paper-text"
 for preset in paper-code paper-text; do
-    mkdir -p results/posgen-$preset && cp -r --update=none docs/posgen-$preset/runs results/posgen-$preset/ 2>/dev/null
-    left=$(( DEADLINE - $(date +%s) )); [ $left -lt 300 ] && break
+    mkdir -p results/posgen-$preset && cp -rn docs/posgen-$preset/runs results/posgen-$preset/ 2>/dev/null  # -n: keep runs already there (resume)
+    [ $(( DEADLINE - $(date +%s) )) -lt 300 ] && break
     stack=2; [ $preset = paper-text ] && stack=4
-    python3 -m rrope_core.cli posgen --protocol $preset --seeds 5 --stack $stack --device cuda --precision tf32 \
-        --threads 4 --no-progress --time-limit $left --out results/posgen-$preset \
-        > $log/posgen-$preset.log 2>&1
-    echo "$preset rc=$?"; date
+    posgen posgen-$preset --protocol $preset --seeds 5 --stack $stack --precision tf32
 done
 touch results/job.done
